@@ -1,0 +1,166 @@
+"""Every error a user of atdata can cause, in one tree.
+
+Catch :class:`AtdataError` to handle them all. The bases group errors by what the
+caller can do about them; each class says when it is raised. Messages name the bad
+value and the fix, and never contain a secret (S3 keys, Redis passwords).
+
+Where callers already catch a builtin (``KeyError`` for lookups, ``ValueError`` for
+bad arguments, ``ConnectionError`` for unreachable servers), the atdata class mixes
+that builtin in, so existing ``except`` clauses keep working::
+
+    AtdataError
+    ├── InvalidArgument (+ValueError)         a parameter value is out of range or of the wrong type
+    ├── SampleDecodeError (+ValueError)       bytes that are not a valid sample (names the field)
+    ├── ShardError                            corrupt or truncated shard (names the shard URL and member)
+    ├── UnsupportedURL (+ValueError)          a URL no registered opener can read
+    ├── SchemaError                           type <-> schema record problems
+    │   ├── UnsupportedFieldType (+TypeError) an annotation atdata cannot pack
+    │   ├── SchemaConflict                    same schema version published with different fields
+    │   ├── InvalidSchemaRef (+ValueError)    a schema ref that is not local://schemas/{module}.{Class}@{semver}
+    │   └── SchemaNotFound (+LookupError)     no schema under that ref or name
+    ├── EntryNotFound (+KeyError)             no index entry with that name or CID
+    ├── CredentialsError (+ValueError)        bad or missing credentials file or key
+    ├── IndexConnectionError (+ConnectionError)  cannot reach or authenticate to Redis
+    ├── LocalServerError                      an embedded local server could not start or stop
+    └── StoreError                            the object store failed (names the URL)
+        ├── ObjectNotFound (+LookupError)     no object at that URL
+        ├── BucketNotFound (+LookupError)     the bucket does not exist
+        ├── AccessDenied (+PermissionError)   the credentials were refused
+        └── StoreUnavailable (+ConnectionError)  the store cannot be reached
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDenied",
+    "AtdataError",
+    "BucketNotFound",
+    "CredentialsError",
+    "EntryNotFound",
+    "IndexConnectionError",
+    "InvalidArgument",
+    "InvalidSchemaRef",
+    "LocalServerError",
+    "ObjectNotFound",
+    "SampleDecodeError",
+    "SchemaConflict",
+    "SchemaError",
+    "SchemaNotFound",
+    "ShardError",
+    "StoreError",
+    "StoreUnavailable",
+    "UnsupportedFieldType",
+    "UnsupportedURL",
+]
+
+
+class AtdataError(Exception):
+    """Base of every error a user of atdata can cause."""
+
+
+class InvalidArgument(AtdataError, ValueError):
+    """A parameter has a value atdata cannot use (e.g. ``maxcount=0``).
+
+    Raised before any work starts, so nothing is written.
+    """
+
+
+class SampleDecodeError(AtdataError, ValueError):
+    """Bytes that do not decode to a sample of the requested type.
+
+    Raised for truncated or non-msgpack bytes, a missing or mistyped field, an NDArray
+    payload that is not a safe ``.npy`` buffer (object arrays are refused, never
+    unpickled), or fields the sample type does not declare. The message names the field.
+    """
+
+
+class ShardError(AtdataError):
+    """A shard that is not a readable tar file (corrupt header, truncated member).
+
+    The message names the shard URL and, where known, the member.
+    """
+
+
+class UnsupportedURL(AtdataError, ValueError):
+    """A dataset URL whose scheme has no registered opener (e.g. ``s3://`` without
+    ``atdata-store-s3`` installed), or a malformed brace pattern."""
+
+
+class SchemaError(AtdataError):
+    """Base of problems converting between sample types and schema records."""
+
+
+class UnsupportedFieldType(SchemaError, TypeError):
+    """A sample class declares a field whose annotation atdata cannot pack.
+
+    Raised at decoration time (``@atdata.packable``) or when a schema record names
+    a field type this version does not know.
+    """
+
+
+class SchemaConflict(SchemaError):
+    """A schema version that is already published with different fields.
+
+    Publish under a new version instead; published versions are immutable.
+    """
+
+
+class InvalidSchemaRef(SchemaError, ValueError):
+    """A schema ref that is not of the form ``local://schemas/{module}.{Class}@{semver}``."""
+
+
+class SchemaNotFound(SchemaError, LookupError):
+    """No schema is stored under that ref or name."""
+
+
+class EntryNotFound(AtdataError, KeyError):
+    """No index entry has that name or CID.
+
+    Subclasses ``KeyError`` so lookups behave like a mapping; ``str()`` shows the plain
+    message instead of ``KeyError``'s quoted repr.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class CredentialsError(AtdataError, ValueError):
+    """A credentials file or dict that is missing, unreadable or lacks a required key.
+
+    Names the file and the key; never quotes a secret.
+    """
+
+
+class IndexConnectionError(AtdataError, ConnectionError):
+    """Redis cannot be reached or refused authentication.
+
+    Names host and port (never the password) and how to start a local server.
+    """
+
+
+class LocalServerError(AtdataError):
+    """An embedded local server (Redis or S3) could not be started, reached or stopped."""
+
+
+class StoreError(AtdataError):
+    """The object store failed; the message names the URL and the cause.
+
+    A failed write leaves nothing behind: shards written so far are deleted and open
+    multipart uploads aborted before this is raised.
+    """
+
+
+class ObjectNotFound(StoreError, LookupError):
+    """No object exists at that URL."""
+
+
+class BucketNotFound(StoreError, LookupError):
+    """The bucket does not exist (create it, or pass ``create_bucket=True``)."""
+
+
+class AccessDenied(StoreError, PermissionError):
+    """The store refused the credentials or the operation."""
+
+
+class StoreUnavailable(StoreError, ConnectionError):
+    """The store cannot be reached (server down, DNS, refused connection)."""

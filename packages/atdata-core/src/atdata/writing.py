@@ -1,0 +1,3 @@
+"""Placeholder: being written (see issue 4)."""
+def write_samples(*args, **kwargs):
+    raise NotImplementedError

@@ -1,0 +1,1 @@
+"""atdata.index_redis: Redis-backed LocalIndex (being written, issue 3)."""

@@ -1,0 +1,1 @@
+"""atdata.local: Repo, CLI and embedded servers (being written, issue 5)."""
