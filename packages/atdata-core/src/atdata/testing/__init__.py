@@ -1,0 +1,9 @@
+"""Conformance suites that every backend runs (importable, so third-party backends can too).
+
+Each suite is a class without a ``Test`` prefix; a backend's tests subclass it, supply
+its fixtures and run the same test bodies on a fake and on a real server. Needs pytest.
+"""
+
+from .store import DataStoreConformance
+
+__all__ = ["DataStoreConformance"]
