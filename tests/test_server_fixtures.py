@@ -1,0 +1,83 @@
+"""The root conftest's session servers keep the contract every engineer builds on."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+import redis
+import redis.cluster
+from botocore.exceptions import ClientError
+
+from atdata.local.servers import RedisServer, S3Server
+
+pytestmark = pytest.mark.real
+
+
+def _s3(server: S3Server, secret: str | None = None) -> Any:
+    creds = server.credentials
+    return boto3.client(
+        "s3",
+        endpoint_url=creds["AWS_ENDPOINT"],
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=secret or creds["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    )
+
+
+def test_redis_server_contract(redis_server: RedisServer) -> None:
+    assert redis_server.host == "127.0.0.1"
+    assert redis_server.url == f"redis://127.0.0.1:{redis_server.port}/0"
+    client = redis.Redis.from_url(redis_server.url)
+    prefix = f"test:{uuid.uuid4().hex}:"
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(prefix + "a", b"1").sadd(prefix + "set", b"x")
+        assert pipe.execute() == [True, 1]
+    assert client.eval("return redis.call('GET', KEYS[1])", 1, prefix + "a") == b"1"
+    client.delete(prefix + "a", prefix + "set")
+    client.close()
+
+
+def test_redis_cluster_server_runs_hash_tagged_transactions(redis_cluster_server: RedisServer) -> None:
+    assert redis_cluster_server.cluster
+    client = redis.cluster.RedisCluster(host=redis_cluster_server.host, port=redis_cluster_server.port)
+    tag = f"{{t{uuid.uuid4().hex}}}"
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(f"atdata:{tag}:entry", b"e").set(f"atdata:{tag}:name", b"n")
+        assert len(pipe.execute()) == 2
+    assert client.mget(f"atdata:{tag}:entry", f"atdata:{tag}:name") == [b"e", b"n"]
+    client.close()
+
+
+def test_s3_server_contract_and_sigv4(s3_server: S3Server) -> None:
+    assert s3_server.endpoint_url == f"http://127.0.0.1:{s3_server.port}"
+    assert set(s3_server.credentials) == {"AWS_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert s3_server.secret_key not in repr(s3_server)
+    bucket = f"fixture-{uuid.uuid4().hex[:12]}"
+    client = _s3(s3_server)
+    client.create_bucket(Bucket=bucket)
+    empty = client.list_objects_v2(Bucket=bucket)
+    assert empty.get("Contents", []) == []  # rclone may omit KeyCount here: read Contents
+    client.put_object(Bucket=bucket, Key="k", Body=b"v")
+    assert client.get_object(Bucket=bucket, Key="k", Range="bytes=0-0")["Body"].read() == b"v"
+    with pytest.raises(ClientError, match="SignatureDoesNotMatch"):
+        _s3(s3_server, secret="not-the-secret").list_objects_v2(Bucket=bucket)
+
+
+def test_moto_s3_server_contract(moto_s3_server: S3Server) -> None:
+    assert moto_s3_server.endpoint_url.startswith("http://127.0.0.1:")
+    bucket = f"fixture-{uuid.uuid4().hex[:12]}"
+    client = _s3(moto_s3_server)
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="k", Body=b"v")
+    assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]] == ["k"]
+
+
+def test_hypothesis_profiles(request: pytest.FixtureRequest) -> None:
+    from hypothesis import settings
+
+    chosen = request.config.getoption("hypothesis_profile") or "ci"
+    assert settings().max_examples == settings.get_profile(chosen).max_examples
+    assert settings.get_profile("thorough").max_examples > settings.get_profile("ci").max_examples
