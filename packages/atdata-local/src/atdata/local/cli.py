@@ -1,0 +1,103 @@
+"""The ``atdata`` command: argparse front end over the command groups in ``commands/``.
+
+Each module in :mod:`atdata.local.commands` adds one command group (``atdata local ...``,
+``atdata ls``, ...) through a ``register(subparsers)`` function, so a new command is a
+new module and never an edit of this file. A handler receives the parsed arguments and
+an :class:`Output`, and returns an exit code (None means 0).
+
+Errors print one line (``atdata: error: ...``) and exit 1; ``--debug`` shows the
+traceback instead. ``--json`` makes every command print one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import pkgutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from . import commands
+from ._version import __version__
+
+__all__ = ["Output", "build_parser", "common_options", "main"]
+
+
+@dataclass
+class Output:
+    """Where a command writes its result: JSON for scripts, text for people."""
+
+    json: bool
+    stream: TextIO
+
+    def emit(self, data: Any, text: str) -> None:
+        """Print ``data`` as JSON under ``--json``, else the human ``text``."""
+        if self.json:
+            json.dump(data, self.stream, indent=2, default=str)
+            self.stream.write("\n")
+        else:
+            self.stream.write(text.rstrip("\n") + "\n")
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Parent parser with ``--json`` and ``--debug`` for every leaf command.
+
+    Defaults are suppressed so that a flag given before the subcommand
+    (``atdata --json local status``) is not reset by the subparser.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
+    parent.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs"
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``atdata`` parser, with every command group found in ``commands/``."""
+    parser = argparse.ArgumentParser(
+        prog="atdata",
+        description="Typed ML datasets in WebDataset shards, indexed in Redis, stored in S3.",
+        parents=[common_options()],
+    )
+    parser.set_defaults(json=False, debug=False)
+    parser.add_argument("--version", action="version", version=f"atdata-local {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{commands.__name__}.{module.name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``atdata`` command; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    out = Output(json=args.json, stream=sys.stdout)
+    try:
+        return int(args.handler(args, out) or 0)
+    except BrokenPipeError:  # `atdata ... | head`: the reader left, nothing to report
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
+        return 0
+    except KeyboardInterrupt:
+        print("atdata: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into a line
+        if args.debug:
+            raise
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"atdata: error: {first_line} (--debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
