@@ -1,0 +1,182 @@
+"""The tar walker reads exactly what WebDataset reads, and fails loudly where it is silent."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import webdataset as wds
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from webdataset.tariterators import tarfile_samples
+
+from atdata import register_opener
+from atdata._tar import iter_blocks
+from atdata.errors import ShardError
+
+_MEMORY: dict[str, bytes] = {}
+register_opener("memtest", lambda url: io.BytesIO(_MEMORY[url]))
+
+
+def ours(url: str, chunk: int | None = None) -> list[tuple[str, bytes]]:
+    blocks = iter_blocks(url) if chunk is None else iter_blocks(url, chunk)
+    return [(key, block.buf[s:e]) for block in blocks for key, s, e in block.entries]
+
+
+def reference(path: Path) -> list[tuple[str, bytes]]:
+    return [(s["__key__"], s["msgpack"]) for s in tarfile_samples([{"url": str(path)}]) if "msgpack" in s]
+
+
+@contextlib.contextmanager
+def tar_format(fmt: int) -> Iterator[None]:
+    """TarWriter takes tarfile's default format; switch it to write GNU or USTAR headers."""
+    old = tarfile.TarFile.format
+    tarfile.TarFile.format = fmt
+    try:
+        yield
+    finally:
+        tarfile.TarFile.format = old
+
+
+def write_wds(path: Path, samples: list[dict[str, bytes | str]], fmt: int = tarfile.PAX_FORMAT) -> None:
+    with tar_format(fmt), wds.TarWriter(str(path), encoder=False) as sink:
+        for sample in samples:
+            sink.write(sample)
+
+
+_key_part = st.text(st.characters(codec="utf-8", exclude_characters="/\0"), min_size=1, max_size=120)
+_keys = st.lists(_key_part, min_size=1, max_size=3).map("/".join)
+_extensions = st.sampled_from(["msgpack", "txt", "json", "cls", "npy", "MSGPACK", "b.msgpack", "msgpack.gz"])
+_sample = st.fixed_dictionaries(
+    {"__key__": _keys},
+    optional={"ext": st.dictionaries(_extensions, st.binary(max_size=1500), max_size=3)},
+).map(lambda d: {"__key__": d["__key__"], **d.get("ext", {})})
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
+@given(
+    samples=st.lists(_sample, max_size=12),
+    fmt=st.sampled_from([tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT]),
+)
+def test_reads_exactly_what_webdataset_reads(tmp_path: Path, samples: list[dict], fmt: int) -> None:
+    path = tmp_path / "shard.tar"
+    try:
+        write_wds(path, samples, fmt)
+    except ValueError:  # USTAR cannot hold long or non-ASCII names; not a shard anyone can write
+        assume(False)
+    try:
+        expected = reference(path)
+    except ValueError:  # webdataset refuses duplicate members; so must we
+        with pytest.raises(ShardError, match="duplicate"):
+            ours(str(path))
+        return
+    assert ours(str(path)) == expected
+    _MEMORY["memtest://s.tar"] = path.read_bytes()
+    assert ours("memtest://s.tar", chunk=512) == expected
+    assert ours("memtest://s.tar", chunk=1536) == expected
+
+
+def test_long_names_use_pax_and_gnu_headers(tmp_path: Path) -> None:
+    key = "d" * 150 + "/" + "k" * 200 + "é"
+    samples = [{"__key__": key, "msgpack": b"\x80"}, {"__key__": "short", "msgpack": b"\x81", "txt": b""}]
+    for fmt, typeflag in [(tarfile.PAX_FORMAT, tarfile.XHDTYPE), (tarfile.GNU_FORMAT, tarfile.GNUTYPE_LONGNAME)]:
+        path = tmp_path / f"{fmt}.tar"
+        write_wds(path, samples, fmt)
+        assert path.read_bytes()[156:157] == typeflag  # the walker really met the extension header
+        assert ours(str(path)) == [(key, b"\x80"), ("short", b"\x81")] == reference(path)
+
+
+def test_skips_directories_links_and_meta_members(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.tar"
+    with tarfile.open(path, "w") as tar:
+        for name, kind in [("dir", tarfile.DIRTYPE), ("link.msgpack", tarfile.SYMTYPE), ("__meta__", tarfile.REGTYPE),
+                           ("__x__/y.msgpack", tarfile.REGTYPE), ("noext", tarfile.REGTYPE), ("a.msgpack", tarfile.REGTYPE)]:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            data = b"payload" if kind == tarfile.REGTYPE else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert ours(str(path)) == [("a", b"payload")] == reference(path)
+
+
+def _shard(tmp_path: Path, n: int = 4) -> Path:
+    path = tmp_path / "good.tar"
+    # USTAR: one header block and one data block per member, so offsets are easy to name.
+    write_wds(path, [{"__key__": f"{i:03d}", "msgpack": bytes([i]) * (300 + i)} for i in range(n)], tarfile.USTAR_FORMAT)
+    return path
+
+
+def test_truncated_anywhere_raises_shard_error_after_the_complete_samples(tmp_path: Path) -> None:
+    data = _shard(tmp_path).read_bytes()
+    full = ours(str(tmp_path / "good.tar"))
+    with tarfile.open(tmp_path / "good.tar") as tar:
+        data_ends = [m.offset_data + m.size for m in tar.getmembers()]
+    end_marker = (data_ends[-1] + 511) // 512 * 512
+    for cut in [*range(0, end_marker + 512, 97), end_marker + 511]:
+        path = tmp_path / "cut.tar"
+        path.write_bytes(data[:cut])
+        got: list[tuple[str, bytes]] = []
+        with pytest.raises(ShardError, match=r"cut\.tar") as excinfo:
+            for block in iter_blocks(str(path)):
+                got += [(k, block.buf[s:e]) for k, s, e in block.entries]
+        assert got == full[: len(got)]
+        complete = sum(1 for end in data_ends if cut >= end)
+        assert len(got) == complete, (cut, got)
+        assert "truncated" in str(excinfo.value)
+
+
+def test_corrupt_header_raises_naming_shard_offset_and_member(tmp_path: Path) -> None:
+    data = bytearray(_shard(tmp_path).read_bytes())
+    data[2 * 1024 + 5] ^= 0x40  # a byte of the third member's name
+    path = tmp_path / "bad.tar"
+    path.write_bytes(bytes(data))
+    got = []
+    with pytest.raises(ShardError) as excinfo:
+        for block in iter_blocks(str(path)):
+            got += [k for k, _, _ in block.entries]
+    assert got == ["000", "001"]
+    message = str(excinfo.value)
+    assert "bad.tar" in message and "checksum" in message and "byte 2048" in message and "'001.msgpack'" in message
+    # tarfile (and so webdataset) silently stop at the same header: we do not.
+    assert [k for k, _ in reference(path)] == ["000", "001"]
+
+
+def test_same_error_point_whatever_the_buffer_size(tmp_path: Path) -> None:
+    data = bytearray(_shard(tmp_path, n=6).read_bytes())
+    data[3 * 1024 + 130] = ord("9")  # garble the size field of the fourth member
+    _MEMORY["memtest://corrupt.tar"] = bytes(data)
+    outcomes = set()
+    for chunk in (512, 1024, 3000, 1 << 20):
+        got = []
+        with pytest.raises(ShardError) as excinfo:
+            for block in iter_blocks("memtest://corrupt.tar", chunk):
+                got += [k for k, _, _ in block.entries]
+        outcomes.add((tuple(got), str(excinfo.value)))
+    assert len(outcomes) == 1
+    assert next(iter(outcomes))[0] == ("000", "001", "002")
+
+
+def test_duplicate_member_and_gzip_and_empty_are_shard_errors(tmp_path: Path) -> None:
+    dup = tmp_path / "dup.tar"
+    write_wds(dup, [{"__key__": "a", "msgpack": b"1"}, {"__key__": "a", "msgpack": b"2"}])
+    with pytest.raises(ShardError, match="duplicate"):
+        ours(str(dup))
+    gz = tmp_path / "x.tar.gz"
+    write_wds(gz, [{"__key__": "a", "msgpack": b"1"}])
+    with pytest.raises(ShardError, match="gzip"):
+        ours(str(gz))
+    empty = tmp_path / "empty.tar"
+    empty.write_bytes(b"")
+    with pytest.raises(ShardError, match="empty.tar"):
+        ours(str(empty))
+
+
+def test_member_larger_than_the_read_size(tmp_path: Path) -> None:
+    path = tmp_path / "big.tar"
+    big = bytes(range(256)) * 40
+    write_wds(path, [{"__key__": "big", "msgpack": big}, {"__key__": "small", "msgpack": b"x"}])
+    assert ours(str(path), chunk=1024) == [("big", big), ("small", b"x")]
