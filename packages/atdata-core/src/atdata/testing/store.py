@@ -126,6 +126,7 @@ class DataStoreConformance:
             assert stream.read() == b"new"
 
     def test_open_read_missing_names_url(self, store: AbstractDataStore) -> None:
+        store.write_bytes("nope/present.tar", b"x")  # the root exists, the object does not
         url = store.url_for("nope/missing.tar")
         with pytest.raises(ObjectNotFound) as info:
             store.open_read(url)

@@ -1,0 +1,77 @@
+"""The s3:// opener: which credentials a read uses, and errors that name the URL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from atdata.errors import BucketNotFound, InvalidArgument, ObjectNotFound
+from atdata.openers import open_url
+from atdata.store_s3 import S3DataStore, configure, read_url, reading
+
+CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+
+@pytest.fixture
+def store() -> Iterator[S3DataStore]:
+    with mock_aws():
+        yield S3DataStore(CREDS, f"read-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def clean_registry() -> Iterator[None]:
+    saved = dict(reading._configured), dict(reading._stores)
+    yield
+    reading._configured.clear()
+    reading._configured.update(saved[0])
+    reading._stores.clear()
+    reading._stores.update(saved[1])
+
+
+pytestmark = pytest.mark.fake
+
+
+def test_streams_in_chunks(store: S3DataStore) -> None:
+    payload = bytes(range(256)) * 20_000
+    url = store.write_bytes("big/obj", payload)
+    with read_url(url) as stream:
+        head = stream.read(1000)
+        rest = stream.read()
+    assert head + rest == payload
+
+
+def test_missing_object_and_bucket_name_the_url(store: S3DataStore) -> None:
+    store.write_bytes("present", b"x")
+    with pytest.raises(ObjectNotFound, match=f"s3://{store.bucket}/absent"):
+        open_url(f"s3://{store.bucket}/absent")
+    with pytest.raises(BucketNotFound, match="s3://no-such-bucket-atdata/k"):
+        read_url("s3://no-such-bucket-atdata/k")
+
+
+@pytest.mark.parametrize("url", ["s3://bucket", "s3:///key", "http://bucket/key"])
+def test_bad_urls(url: str) -> None:
+    with pytest.raises(InvalidArgument, match="s3://bucket/key"):
+        read_url(url)
+
+
+def test_credential_precedence(clean_registry: None) -> None:
+    def creds(name: str) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": name, "AWS_SECRET_ACCESS_KEY": "s"}
+
+    configure(creds("global"))
+    assert reading._settings_for("b1")[0].access_key_id == "global"
+    S3DataStore(creds("writer"), "b1")
+    assert reading._settings_for("b1")[0].access_key_id == "writer"
+    assert reading._settings_for("b2")[0].access_key_id == "global"
+    configure(creds("explicit"), bucket="b1")
+    assert reading._settings_for("b1")[0].access_key_id == "explicit"
+
+
+def test_environment_when_nothing_configured(clean_registry: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    reading._configured.clear()
+    reading._stores.clear()
+    monkeypatch.setenv("AWS_ENDPOINT", "http://127.0.0.1:4567")
+    assert reading._settings_for("any")[0].endpoint_url == "http://127.0.0.1:4567"
