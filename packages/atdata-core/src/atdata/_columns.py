@@ -1,0 +1,178 @@
+"""Raw msgpack samples -> typed samples, or straight into :class:`SampleBatch` columns.
+
+The per-sample path is one ``msgpack.unpackb`` and the sample class's compiled decoder
+(:func:`atdata.sample.decoder_of`). The batch path skips sample objects altogether: a
+loop generated per sample class (like the codec in :mod:`atdata.sample`) unpacks each
+sample once, appends scalar values to lists and collects each NDArray field's ``.npy``
+bytes, checking that they start with the same header as the batch's first sample (so
+the header is parsed once per batch, via the cache in :mod:`atdata._npy`). The payloads
+are then copied into one ``(batch, *shape)`` array in a single NumPy operation.
+
+The fast loop only accepts values the per-sample decoder would accept unchanged. Any
+other batch (a missing or ``None`` field, a value needing conversion, arrays of
+differing shapes, a corrupt sample) is decoded again sample by sample, so the result
+and every error are exactly those of the per-sample path. Errors name the sample key
+and the shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from . import _npy
+from ._fields import PRIMITIVE_KINDS, FieldSpec
+from .batch import SampleBatch
+from .errors import SampleDecodeError
+from .sample import DictSample, decoder_of, fields_of, unpack
+
+__all__ = ["Decoder"]
+
+Buffer = bytes | memoryview
+_MISSING: Any = object()
+
+
+class Decoder:
+    """Decodes raw samples of one sample type, one at a time or a batch at a time.
+
+    Parameters
+    ----------
+    sample_type
+        A packable sample class, or ``DictSample``.
+    """
+
+    def __init__(self, sample_type: type) -> None:
+        self.sample_type = sample_type
+        self.specs = fields_of(sample_type)
+        self._decode = decoder_of(sample_type)
+        self._fast = _compile(self.specs) if self.specs else None
+
+    def sample(self, view: Buffer, key: str, url: str) -> Any:
+        """One sample from its msgpack bytes.
+
+        Raises
+        ------
+        SampleDecodeError
+            Naming the field (as the sample class does), the sample key and the shard.
+        """
+        try:
+            return self._decode(msgpack.unpackb(view))
+        except Exception:
+            return self._checked(view, key, url)
+
+    def batch(self, views: Sequence[Buffer], keys: list[str], urls: Callable[[int], str]) -> SampleBatch:
+        """A :class:`SampleBatch` of the samples ``views`` (``urls(i)`` names sample i's shard)."""
+        if self._fast is not None:
+            try:
+                columns = self._fast(views)
+            except Exception:  # a sample msgpack cannot unpack: the slow path names it
+                columns = None
+            if columns is not None:
+                return SampleBatch(self.sample_type, columns, keys)
+        samples = [self._checked(v, k, urls(i)) for i, (v, k) in enumerate(zip(views, keys))]
+        return SampleBatch(self.sample_type, self._columns_of(samples), keys)
+
+    def _checked(self, view: Buffer, key: str, url: str) -> Any:
+        try:
+            return self._decode(unpack(view))
+        except SampleDecodeError as exc:
+            raise SampleDecodeError(f"{exc} (sample {key!r} in shard {url!r})") from exc
+
+    def _columns_of(self, samples: list[Any]) -> dict[str, np.ndarray | list[Any]]:
+        if self.specs:
+            names = [spec.name for spec in self.specs]
+            columns = {name: [getattr(s, name) for s in samples] for name in names}
+            arrays = {spec.name for spec in self.specs if spec.kind == "ndarray"}
+        else:  # DictSample: the union of keys, in first-seen order
+            names = list(dict.fromkeys(k for s in samples for k in s.keys()))
+            columns = {name: [s.get(name) for s in samples] for name in names}
+            arrays = set(names)
+        return {name: _stacked(col) if name in arrays else col for name, col in columns.items()}
+
+
+def _stacked(values: list[Any]) -> np.ndarray | list[Any]:
+    """One ``(n, *shape)`` array when every value is an array of one dtype and shape."""
+    if not values or not all(isinstance(v, np.ndarray) for v in values):
+        return values
+    first = values[0]
+    if any(v.shape != first.shape or v.dtype != first.dtype for v in values):
+        return values
+    return np.stack(values, dtype=first.dtype)  # keep the stored byte order
+
+
+def _compile(specs: tuple[FieldSpec, ...]) -> Callable[[Sequence[Buffer]], dict[str, Any] | None]:
+    """Generate the fast batch loop for ``specs``; it returns None to ask for the slow path."""
+    env: dict[str, Any] = {
+        "_unpackb": msgpack.unpackb,
+        "_dict": dict,
+        "_bytes": bytes,
+        "_list": list,
+        "_M": _MISSING,
+        "_first": _first_array,
+        "_stack": _stack_payloads,
+    }
+    loop: list[str] = []
+    setup: list[str] = ["    n = len(views)"]
+    result: list[str] = []
+    for i, spec in enumerate(specs):
+        name = repr(spec.name)
+        setup.append(f"    c{i} = []")
+        loop.append(f"        v = get({name}, _M)")
+        if spec.kind == "ndarray":
+            env[f"_spec{i}"] = spec
+            setup.append(f"    h{i} = None")
+            loop += [
+                "        if v.__class__ is not _bytes: return None",
+                f"        if h{i} is None:",
+                f"            h{i} = _first(v, _spec{i})",
+                f"            if h{i} is None: return None",
+                f"            hb{i}, n{i} = h{i}[0], h{i}[1]",
+                f"        elif len(v) != n{i} or not v.startswith(hb{i}): return None",
+            ]
+            result.append(f"{name}: _stack(c{i}, h{i}, n)")
+        else:
+            py = {"list": "_list", "dict": "_dict"}.get(spec.kind) or f"_{spec.kind}"
+            env[py] = {"list": list, "dict": dict}.get(spec.kind) or PRIMITIVE_KINDS[spec.kind]
+            loop.append(f"        if v.__class__ is not {py}: return None")
+            if spec.items is not None:
+                env[f"_item{i}"] = PRIMITIVE_KINDS[spec.items.kind]
+                loop.append(f"        for x in v:\n            if x.__class__ is not _item{i}: return None")
+            result.append(f"{name}: c{i}")
+        loop.append(f"        c{i}.append(v)")
+    source = "\n".join(
+        [
+            "def assemble(views):",
+            *setup,
+            "    for m in views:",
+            "        d = _unpackb(m)",
+            "        if d.__class__ is not _dict: return None",
+            "        get = d.get",
+            *loop,
+            f"    return {{{', '.join(result)}}}",
+        ]
+    )
+    exec(compile(source, "<atdata batch assembler>", "exec"), env)
+    return env["assemble"]
+
+
+def _first_array(value: bytes, spec: FieldSpec) -> tuple[bytes, int, _npy.NpyHeader] | None:
+    """Header bytes, buffer length and parsed header of a batch's first array, if stackable."""
+    try:
+        header = _npy.parse_header(value)
+    except SampleDecodeError:
+        return None
+    if header.end != len(value) or (header.fortran_order and len(header.shape) > 1):
+        return None
+    if spec.dtype is not None and header.dtype != np.dtype(spec.dtype):
+        return None
+    return value[: header.offset], len(value), header
+
+
+def _stack_payloads(parts: list[bytes], first: tuple[bytes, int, _npy.NpyHeader], n: int) -> np.ndarray:
+    """Copy the payloads of ``n`` equal-length ``.npy`` buffers into one ``(n, *shape)`` array."""
+    _, length, header = first
+    rows = np.frombuffer(b"".join(parts), np.uint8).reshape(n, length)[:, header.offset :]
+    return rows.copy().view(header.dtype).reshape((n, *header.shape))

@@ -1,0 +1,171 @@
+"""Which samples an epoch visits, in what order, and which consumer reads which.
+
+An epoch's order is a function of ``(seed, epoch)`` only, never of how many processes
+read it, so every DataLoader worker and every node computes the same plan without
+talking to the others:
+
+1. The shard list is taken as is (``ordered``) or permuted with a generator seeded by
+   ``(seed, epoch)`` (``shuffled``).
+2. Consecutive shards of that list form *pools* (one shard per pool when ordered,
+   ``pool_shards`` when shuffled). A pool is the unit of everything else: pools are
+   dealt round-robin to the ``world_size * num_workers`` consumers, and a shuffled
+   pool's samples are mixed by a buffer shuffle seeded by ``(seed, epoch, pool)``.
+
+So a pool yields the same sample sequence whichever consumer reads it, each consumer's
+stream is a subsequence of the single-process order, and together they cover every
+sample exactly once. Progress is counted per pool, which is what makes resuming exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ._tar import Block, iter_blocks
+
+__all__ = ["Item", "Plan", "Run", "derive_seed", "pool_runs"]
+
+Item = tuple[str, bytes, str]
+"""A sample held by a shuffle buffer: ``(key, msgpack bytes, shard url)``."""
+
+# Samples handed on per run by a shuffle buffer: large enough to amortise the
+# per-run overhead, small enough to keep the first batch quick.
+_RUN = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Consecutive samples of one pool, ready to decode.
+
+    Attributes
+    ----------
+    keys
+        Sample keys.
+    views
+        Each sample's msgpack bytes (memoryview slices of a shard buffer, or bytes).
+    urls
+        The shard of every sample: one URL for the whole run, or one per sample.
+    """
+
+    keys: list[str]
+    views: list[bytes | memoryview]
+    urls: str | list[str]
+
+    def url(self, i: int) -> str:
+        """The shard sample ``i`` came from."""
+        return self.urls if isinstance(self.urls, str) else self.urls[i]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The pools of one epoch.
+
+    Attributes
+    ----------
+    pools
+        Shard URLs of every pool, in epoch order.
+    shuffle
+        Whether samples within a pool go through the shuffle buffer.
+    buffer_size
+        Shuffle buffer size in samples.
+    seed, epoch
+        What the order depends on.
+    """
+
+    pools: list[list[str]]
+    shuffle: bool
+    buffer_size: int
+    seed: int
+    epoch: int
+
+    @classmethod
+    def make(cls, shards: list[str], *, shuffle: bool, pool_shards: int, buffer_size: int, seed: int, epoch: int) -> Plan:
+        order = list(shards)
+        if shuffle:
+            random.Random(derive_seed(seed, epoch, "shards")).shuffle(order)
+        size = pool_shards if shuffle else 1
+        pools = [order[i : i + size] for i in range(0, len(order), size)]
+        return cls(pools, shuffle, buffer_size, seed, epoch)
+
+    def mine(self, consumer: int, consumers: int) -> range:
+        """Indices of the pools consumer ``consumer`` of ``consumers`` reads."""
+        return range(consumer, len(self.pools), consumers)
+
+
+def derive_seed(seed: int, epoch: int, what: int | str) -> int:
+    """A 64-bit seed for one purpose in one epoch; the same in every process and platform."""
+    digest = hashlib.blake2b(f"{seed}:{epoch}:{what}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def pool_runs(plan: Plan, pool: int, skip: int) -> Iterator[Run]:
+    """The samples of pool ``pool`` in epoch order, without the first ``skip``.
+
+    Skipped samples are walked (and, when shuffled, pass through the buffer) but never
+    decoded, so resuming replays only the cheap part of the work.
+
+    Raises
+    ------
+    ShardError
+        From the tar walker, after the samples before the problem.
+    """
+    urls = plan.pools[pool]
+    source = _shuffled(plan, pool, urls) if plan.shuffle else _ordered(urls)
+    for run in source:
+        if skip >= len(run.keys):
+            skip -= len(run.keys)
+            continue
+        if skip:
+            urls_left = run.urls if isinstance(run.urls, str) else run.urls[skip:]
+            run = Run(run.keys[skip:], run.views[skip:], urls_left)
+            skip = 0
+        yield run
+
+
+def _ordered(urls: list[str]) -> Iterator[Run]:
+    for url in urls:
+        for block in iter_blocks(url):
+            yield _run_of(block)
+
+
+def _run_of(block: Block) -> Run:
+    view = memoryview(block.buf)
+    entries = block.entries
+    return Run([e[0] for e in entries], [view[s:e] for _, s, e in entries], block.url)
+
+
+def _shuffled(plan: Plan, pool: int, urls: list[str]) -> Iterator[Run]:
+    """A buffer shuffle (as WebDataset's) over the pool's shards read one after another.
+
+    The buffer holds copies of the samples (not views), so it never pins whole shard
+    buffers in memory: memory stays at ``buffer_size`` samples.
+    """
+    rng = random.Random(derive_seed(plan.seed, plan.epoch, pool))
+    size = plan.buffer_size
+    buffer: list[Item] = []
+    out: list[Item] = []
+    draw = rng.random
+    for url in urls:
+        for block in iter_blocks(url):
+            buf = block.buf
+            for key, start, end in block.entries:
+                item = (key, buf[start:end], url)
+                if len(buffer) < size:
+                    buffer.append(item)
+                    continue
+                j = int(draw() * size)
+                out.append(buffer[j])
+                buffer[j] = item
+            if len(out) >= _RUN:
+                yield _run_of_items(out)
+                out = []
+    rng.shuffle(buffer)
+    out += buffer
+    for i in range(0, len(out), _RUN):
+        yield _run_of_items(out[i : i + _RUN])
+
+
+def _run_of_items(items: list[Item]) -> Run:
+    return Run([i[0] for i in items], [i[1] for i in items], [i[2] for i in items])
