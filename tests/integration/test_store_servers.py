@@ -17,9 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from botocore.config import Config
+from numpy.typing import NDArray
 
+import atdata
 from atdata.errors import AccessDenied, StoreError
 from atdata.local.servers import S3Server, start_s3
 from atdata.store_s3 import S3DataStore
@@ -137,3 +140,21 @@ def test_server_killed_mid_upload_leaves_nothing(tmp_path: Path) -> None:
     finally:
         for s in [server, *restarted]:
             s.stop()
+
+
+@atdata.packable
+class Row:
+    features: NDArray[np.float32]
+    label: str
+
+
+@pytest.mark.real
+def test_dataset_round_trip_through_s3(s3_server: S3Server, tmp_path: Path) -> None:
+    rows = [Row(features=np.arange(8, dtype=np.float32) * i, label=f"r{i}") for i in range(50)]
+    local = atdata.Dataset[Row](atdata.write_samples(rows, tmp_path / "local-%03d.tar", maxcount=20))
+    for store in fresh_store(s3_server):
+        urls = store.write_shards(local, prefix="datasets/v1", maxcount=16, cache_local=False)
+        assert [u.count for u in urls] == [16, 16, 16, 2]
+        batches = list(atdata.Dataset[Row](urls).ordered(batch_size=32))
+        assert batches[0].features.shape == (32, 8)
+        assert [label for b in batches for label in b.label] == [r.label for r in rows]

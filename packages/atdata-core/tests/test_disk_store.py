@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
+import atdata
 from atdata.disk_store import DiskDataStore
 from atdata.errors import InvalidArgument
 from atdata.testing import DataStoreConformance
@@ -52,3 +55,20 @@ def test_half_written_file_is_invisible(tmp_path: Path) -> None:
     assert list(store.list_objects()) == []
     writer.commit()
     assert (tmp_path / "ds" / "shard.tar").read_bytes() == b"partial"
+
+
+@atdata.packable
+class Row:
+    features: NDArray[np.float32]
+    label: str
+
+
+def test_dataset_resharded_and_read_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [Row(features=np.full(3, i, dtype=np.float32), label=f"r{i}") for i in range(10)]
+    source = atdata.Dataset[Row](atdata.write_samples(rows, tmp_path / "src-%03d.tar", maxcount=4))
+    urls = DiskDataStore(tmp_path / "hive").write_shards(source, prefix="v1", maxcount=3, progress=True)
+    assert len(urls) == 4 and all(url.startswith("file://") for url in urls)
+    back = list(atdata.Dataset[Row](urls).ordered())
+    assert [r.label for r in back] == [r.label for r in rows]
+    assert all(np.array_equal(a.features, b.features) for a, b in zip(back, rows, strict=True))
+    assert "writing shards" in capsys.readouterr().err  # the tqdm bar
