@@ -462,20 +462,28 @@ class _Fixer:
         if value is None and spec.optional:
             return None
         if spec.kind == "ndarray":
-            if isinstance(value, np.ndarray) and spec.dtype is not None:
+            if not isinstance(value, np.ndarray):
                 raise InvalidArgument(
-                    f"{where}: annotated dtype {spec.dtype}, got an array of dtype {value.dtype}; "
-                    f"convert it with .astype(np.{spec.dtype})"
+                    f"{where}: expected {_describe(spec)}, got {_describe_value(value)}; wrap it with np.asarray(...)"
                 )
-            if isinstance(value, np.ndarray):  # a subclass (np.matrix, memmap): store its data
-                return self.to_pack(i, np.asarray(value))
+            # Here: an ndarray subclass (np.matrix, memmap), or the annotated dtype in the
+            # other byte order, both stored as is; or another dtype, refused.
+            if spec.dtype is None or value.dtype.newbyteorder("=") == np.dtype(spec.dtype):
+                return self.encode(i, np.asarray(value))
             raise InvalidArgument(
-                f"{where}: expected {_describe(spec)}, got {_describe_value(value)}; wrap it with np.asarray(...)"
+                f"{where}: annotated dtype {spec.dtype}, got an array of dtype {value.dtype}; "
+                f"convert it with .astype(np.{spec.dtype})"
             )
         converted = _convert(spec, _plain(value))
         if converted is _MISSING:
             raise InvalidArgument(f"{where}: expected {_describe(spec)}, got {_describe_value(value)}")
         return converted
+
+    def encode(self, i: int, value: np.ndarray) -> bytes:
+        try:
+            return _npy.encode(value)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"{self.owner}.{self.specs[i].name}: {exc}") from exc
 
     def pack_error(self, packed: dict[str, Any], cause: Exception) -> bytes:
         """Retry with NumPy scalars (e.g. inside dict fields) made plain, else name the field."""
@@ -552,10 +560,12 @@ def _values_equal(a: Any, b: Any) -> bool:
             and isinstance(b, np.ndarray)
             and a.dtype == b.dtype
             and a.shape == b.shape
-            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fcmM"))
         )
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_values_equal(x, y) for x, y in zip(a, b))
     return bool(a == b) and type(a) is type(b)
 
 

@@ -1,0 +1,190 @@
+"""Property tests: exact pack/unpack round trips for generated sample types, schema
+records as a fixed point, and hostile bytes that only ever raise atdata errors."""
+
+from typing import Any, Optional
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from numpy.typing import NDArray
+
+import atdata
+from atdata import _npy, schema
+from atdata.errors import AtdataError
+from atdata.sample import DictSample, PackableSample, fields_of
+
+INT = st.integers(min_value=-(2**63), max_value=2**64 - 1)  # msgpack's integer range
+PRIMITIVES: dict[type, st.SearchStrategy[Any]] = {
+    str: st.text(max_size=20),
+    int: INT,
+    float: st.floats(allow_nan=True, allow_infinity=True),
+    bool: st.booleans(),
+    bytes: st.binary(max_size=20),
+}
+ANY_DTYPE = st.one_of(
+    hnp.boolean_dtypes(),
+    hnp.integer_dtypes(endianness="?"),
+    hnp.unsigned_integer_dtypes(endianness="?"),
+    hnp.floating_dtypes(endianness="?"),
+    hnp.complex_number_dtypes(endianness="?"),
+    hnp.datetime64_dtypes(endianness="?"),
+)
+ANNOTATED_DTYPES = [np.float32, np.float64, np.int8, np.uint16, np.int64, np.bool_, np.complex64]
+JSONISH = st.recursive(
+    st.none() | st.booleans() | INT | st.floats(allow_nan=False) | st.text(max_size=8) | st.binary(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@st.composite
+def arrays(draw: st.DrawFn, dtype: Any = None) -> np.ndarray:
+    """Arrays of any shape (0-d, empty), C, Fortran or non-contiguous layout."""
+    dtype = draw(ANY_DTYPE) if dtype is None else np.dtype(dtype).newbyteorder(draw(st.sampled_from("<>")))
+    arr = draw(hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)))
+    layout = draw(st.sampled_from(["C", "F", "strided", "transposed"]))
+    if layout == "F":
+        return np.asfortranarray(arr)
+    if layout == "strided" and arr.ndim:
+        return np.repeat(arr, 2, axis=0)[::2]
+    if layout == "transposed":
+        return arr.T
+    return arr
+
+
+@st.composite
+def field_kinds(draw: st.DrawFn) -> tuple[Any, st.SearchStrategy[Any]]:
+    """An annotation and a strategy for its values."""
+    kind = draw(st.sampled_from(["primitive", "ndarray", "typed-ndarray", "list", "dict"]))
+    if kind == "primitive":
+        py = draw(st.sampled_from(list(PRIMITIVES)))
+        annotation, values = py, PRIMITIVES[py]
+    elif kind == "ndarray":
+        annotation, values = NDArray, arrays()
+    elif kind == "typed-ndarray":
+        dtype = draw(st.sampled_from(ANNOTATED_DTYPES))
+        annotation, values = NDArray[dtype], arrays(dtype)
+    elif kind == "list":
+        py = draw(st.sampled_from(list(PRIMITIVES)))
+        annotation, values = list[py], st.lists(PRIMITIVES[py], max_size=4)  # type: ignore[valid-type]
+    else:
+        annotation, values = dict[str, Any], st.dictionaries(st.text(max_size=6), JSONISH, max_size=4)
+    if draw(st.booleans()):
+        return Optional[annotation], st.none() | values
+    return annotation, values
+
+
+@st.composite
+def sample_types(draw: st.DrawFn) -> tuple[type[PackableSample], dict[str, st.SearchStrategy[Any]]]:
+    kinds = draw(st.lists(field_kinds(), min_size=1, max_size=6))
+    annotations = {f"f{i}": annotation for i, (annotation, _) in enumerate(kinds)}
+    cls = atdata.packable(type("Generated", (), {"__annotations__": annotations, "__module__": __name__}))
+    return cls, {f"f{i}": values for i, (_, values) in enumerate(kinds)}
+
+
+@st.composite
+def samples(draw: st.DrawFn) -> PackableSample:
+    cls, values = draw(sample_types())
+    return cls(**{name: draw(strategy) for name, strategy in values.items()})
+
+
+def assert_exactly_equal(a: Any, b: Any) -> None:
+    if isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray)
+        assert (a.dtype.str, a.shape) == (b.dtype.str, b.shape)
+        np.testing.assert_array_equal(a, b)
+    elif isinstance(a, float) and np.isnan(a):
+        assert isinstance(b, float) and np.isnan(b)
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_exactly_equal(x, y)
+    else:
+        assert type(a) is type(b) and a == b
+
+
+@given(samples())
+def test_pack_unpack_round_trip_is_exact(sample: PackableSample) -> None:
+    back = type(sample).from_bytes(sample.packed)
+    assert back == sample
+    for spec in fields_of(type(sample)):
+        assert_exactly_equal(getattr(sample, spec.name), getattr(back, spec.name))
+
+
+@given(samples())
+def test_dict_sample_reads_what_typed_samples_write(sample: PackableSample) -> None:
+    raw = DictSample.from_bytes(sample.packed)
+    for spec in fields_of(type(sample)):
+        assert_exactly_equal(getattr(sample, spec.name), raw[spec.name])
+    assert type(sample).from_bytes(raw.packed) == sample
+
+
+@given(arrays())
+def test_npy_encode_decode_round_trip(arr: np.ndarray) -> None:
+    out = _npy.decode(_npy.encode(arr))
+    assert_exactly_equal(arr, out)
+
+
+@given(sample_types(), st.sampled_from(["1.0.0", "0.2.3-beta.1", "10.20.30+build"]))
+def test_schema_record_round_trip_is_a_fixed_point(
+    generated: tuple[type[PackableSample], dict[str, Any]], version: str
+) -> None:
+    cls, _ = generated
+    first = schema.to_record(cls, version, description="d")
+    regenerated = schema.from_record(first)
+    second = schema.to_record(regenerated, version, description="d")
+    first.pop("createdAt"), second.pop("createdAt")
+    assert second == first
+    assert fields_of(regenerated) == fields_of(cls)
+    assert schema.from_record(second) is regenerated
+
+
+@given(samples())
+def test_data_written_with_the_original_class_reads_with_the_generated_one(sample: PackableSample) -> None:
+    generated = schema.from_record(schema.to_record(type(sample), "1.0.0"))
+    read = generated.from_bytes(sample.packed)
+    assert type(sample).from_bytes(read.packed) == sample
+
+
+@atdata.packable
+class Target:
+    name: str
+    count: int
+    score: Optional[float]
+    image: NDArray
+    typed: NDArray[np.float32]
+    tags: list[str]
+    extra: dict[str, Any]
+
+
+VALID = Target(
+    name="x", count=1, score=None, image=np.arange(6).reshape(2, 3), typed=np.ones(2, np.float32), tags=["t"], extra={}
+).packed
+
+
+@st.composite
+def hostile_bytes(draw: st.DrawFn) -> bytes:
+    choice = draw(st.sampled_from(["random", "truncated", "flipped", "msgpack"]))
+    if choice == "random":
+        return draw(st.binary(max_size=300))
+    if choice == "truncated":
+        return VALID[: draw(st.integers(0, len(VALID) - 1))]
+    if choice == "flipped":
+        data = bytearray(VALID)
+        for _ in range(draw(st.integers(1, 4))):
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+        return bytes(data)
+    value = draw(JSONISH | st.dictionaries(st.sampled_from(["name", "count", "image", "typed", "tags"]), JSONISH))
+    return msgpack.packb(value)
+
+
+@pytest.mark.parametrize("cls", [Target, DictSample])
+@given(data=hostile_bytes())
+def test_arbitrary_bytes_raise_only_atdata_errors(cls: type[PackableSample], data: bytes) -> None:
+    try:
+        cls.from_bytes(data)
+    except AtdataError:
+        pass
