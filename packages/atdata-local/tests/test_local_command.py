@@ -148,3 +148,14 @@ def test_console_script_help_and_usage_errors() -> None:
     assert "up" in shown.stdout and "status" in shown.stdout and "~/.atdata" in shown.stdout
     wrong = subprocess.run([atdata, "local", "sideways"], capture_output=True, text=True)
     assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
+
+
+def test_concurrent_ups_start_each_server_once(home: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ports = {"redis_port": free_port(), "s3_port": free_port()}
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: servers.up(home, **ports), range(2)))
+    pids = [[entry.pid for entry in result] for result in results]
+    assert pids[0] == pids[1] and all(pids[0])
+    assert all(entry.managed and entry.running for result in results for entry in result)

@@ -19,6 +19,8 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.metadata
 import importlib.util
 import json
@@ -26,6 +28,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -584,49 +587,59 @@ def up(
     """
     home = _resolve_home(data_dir)
     home.mkdir(parents=True, exist_ok=True)
-    state = _read_state(home)
-    for name, port in (("redis", redis_port), ("s3", s3_port)):
-        current = _current(name, port, state.get(name))
-        if current.running:
-            log.info("%s already running on %s (%s)", name, current.url, "managed" if current.managed else "adopted")
-            if not current.managed:
-                state.pop(name, None)
-            continue
-        if port_in_use(port):
-            raise LocalServerError(
-                f"port {port} on {LOCALHOST} is taken by a program that is not a {name} server; "
-                f"stop it, or choose another port (--{name}-port)"
-            )
-        started: RedisServer | S3Server
-        if name == "redis":
-            started = start_redis(
-                home / "redis",
-                port=port,
-                persistence="aof",
-                log_path=home / "logs" / "redis.log",
-                detached=True,
-                timeout=timeout,
-            )
-        else:
-            started = start_s3(
-                home / "s3",
-                port=port,
-                access_key=access_key,
-                secret_key=secret_key,
-                log_path=home / "logs" / "s3.log",
-                detached=True,
-                timeout=timeout,
-            )
-        process = cast(ServerProcess, started.process)  # start_* always sets it
-        state[name] = {
-            "pid": process.pid,
-            "port": started.port,
-            "data_dir": str(started.data_dir),
-            "log": str(process.log_path),
-        }
-        _write_state(home, state)  # record each server as soon as it runs
-    _write_state(home, state)
+    with _state_lock(home):
+        state = _read_state(home)
+        for name, port in (("redis", redis_port), ("s3", s3_port)):
+            current = _current(name, port, state.get(name))
+            if current.running:
+                log.info("%s already running on %s (managed: %s)", name, current.url, current.managed)
+                if not current.managed:
+                    state.pop(name, None)
+                continue
+            if port_in_use(port):
+                raise LocalServerError(
+                    f"port {port} on {LOCALHOST} is taken by a program that is not a {name} server; "
+                    f"stop it, or choose another port (--{name}-port)"
+                )
+            state[name] = _start_managed(name, home, port, access_key, secret_key, timeout)
+            _write_state(home, state)  # record each server as soon as it runs
+        _write_state(home, state)
     return status(home, redis_port=redis_port, s3_port=s3_port)
+
+
+def _start_managed(
+    name: str, home: Path, port: int, access_key: str, secret_key: str, timeout: float
+) -> dict[str, Any]:
+    """Start one detached embedded server under ``home``; returns its state record."""
+    log_path = home / "logs" / f"{name}.log"
+    started: RedisServer | S3Server
+    if name == "redis":
+        started = start_redis(
+            home / "redis", port=port, persistence="aof", log_path=log_path, detached=True, timeout=timeout
+        )
+    else:
+        started = start_s3(
+            home / "s3",
+            port=port,
+            access_key=access_key,
+            secret_key=secret_key,
+            log_path=log_path,
+            detached=True,
+            timeout=timeout,
+        )
+    process = cast(ServerProcess, started.process)  # start_* always sets it
+    return {"pid": process.pid, "port": started.port, "data_dir": str(started.data_dir), "log": str(log_path)}
+
+
+@contextlib.contextmanager
+def _state_lock(home: Path) -> Iterator[None]:
+    """Serialise ``up`` and ``down`` on one data directory (two shells, a script and a user)."""
+    with open(home / "servers.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def down(data_dir: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> list[ServerStatus]:
@@ -641,17 +654,18 @@ def down(data_dir: str | os.PathLike[str] | None = None, *, timeout: float = 30.
         The servers that were stopped, as they were before stopping.
     """
     home = _resolve_home(data_dir)
-    state = _read_state(home)
+    if not (home / _STATE_FILE).exists():
+        return []
     stopped = []
-    for name in ("redis", "s3"):
-        record = state.get(name)
-        if record is None:
-            continue
-        current = _current(name, int(record.get("port", 0)), record)
-        if current.managed and current.pid is not None:
-            stop_pid(current.pid, timeout)
-            stopped.append(current)
-        del state[name]
-    if (home / _STATE_FILE).exists():
+    with _state_lock(home):
+        state = _read_state(home)
+        for name in ("redis", "s3"):
+            record = state.pop(name, None)
+            if record is None:
+                continue
+            current = _current(name, int(record.get("port", 0)), record)
+            if current.managed and current.pid is not None:
+                stop_pid(current.pid, timeout)
+                stopped.append(current)
         _write_state(home, state)
     return stopped
