@@ -1,0 +1,90 @@
+"""Where a Repo keeps its data: ``hive_path`` parsed into a data store and a key prefix.
+
+``hive_path`` names an S3 bucket and prefix (``"bucket/prefix"`` or
+``"s3://bucket/prefix"``) or a local directory. A local directory must look like one:
+``file:///data/hive``, an absolute path (``/data/hive``), or a path starting with
+``./``, ``../`` or ``~``. Anything else is read as ``bucket/prefix``, so the spec's
+``hive_path="my-bucket/datasets"`` means S3 whatever directories happen to exist in the
+working directory: the meaning of a string never depends on the machine it runs on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from atdata.disk_store import DiskDataStore
+from atdata.errors import InvalidArgument
+from atdata.openers import local_path
+from atdata.protocols import AbstractDataStore
+from atdata.store_s3 import S3DataStore
+
+__all__ = ["Hive", "parse_hive_path"]
+
+_LOCAL_STARTS = ("/", "./", "../", "~")
+
+
+@dataclass(frozen=True)
+class Hive:
+    """A data store and the key prefix (no leading or trailing ``/``) under which a Repo writes."""
+
+    store: AbstractDataStore
+    prefix: str
+
+    def key(self, name: str) -> str:
+        """The store key of ``name`` under the prefix."""
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    @property
+    def root_key(self) -> str:
+        """The listing prefix of everything under the hive (``"prefix/"``, or ``""``)."""
+        return f"{self.prefix}/" if self.prefix else ""
+
+
+def is_local_path(hive_path: str) -> bool:
+    """True when ``hive_path`` names a local directory rather than ``bucket/prefix``."""
+    return hive_path.startswith("file://") or hive_path in (".", "..") or hive_path.startswith(_LOCAL_STARTS)
+
+
+def parse_hive_path(
+    hive_path: str | os.PathLike[str],
+    s3_credentials: str | os.PathLike[str] | Mapping[str, str] | None,
+) -> Hive:
+    """The store and prefix that ``hive_path`` names (see the module docstring for the rules).
+
+    Raises
+    ------
+    InvalidArgument
+        An empty or non-string ``hive_path``, an unknown URL scheme, a missing bucket,
+        or ``s3_credentials`` given together with a local directory.
+    CredentialsError
+        Bad ``s3_credentials`` (from ``S3DataStore``).
+    """
+    if isinstance(hive_path, os.PathLike):
+        hive_path = os.fspath(hive_path)
+        if not hive_path.startswith(_LOCAL_STARTS):
+            hive_path = "./" + hive_path  # a Path object always means a directory
+    if not isinstance(hive_path, str) or not hive_path.strip():
+        raise InvalidArgument(
+            f"hive_path={hive_path!r} is invalid: pass 'bucket/prefix' for S3, or a directory "
+            "such as './hive', '/data/hive' or 'file:///data/hive'"
+        )
+    if is_local_path(hive_path):
+        if s3_credentials is not None:
+            raise InvalidArgument(
+                f"hive_path={hive_path!r} is a local directory but s3_credentials were given: drop "
+                "s3_credentials, or pass 'bucket/prefix' to store in S3"
+            )
+        return Hive(DiskDataStore(local_path(hive_path) or hive_path), "")
+    rest = hive_path.removeprefix("s3://")
+    if "://" in rest:
+        raise InvalidArgument(
+            f"hive_path={hive_path!r} has an unsupported scheme: use 'bucket/prefix', 's3://bucket/prefix' "
+            "or a local directory ('file:///data/hive', '/data/hive', './hive')"
+        )
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise InvalidArgument(f"hive_path={hive_path!r} names no bucket: pass 'bucket/prefix'")
+    return Hive(S3DataStore(s3_credentials, bucket), prefix.strip("/"))
+

@@ -1,0 +1,254 @@
+"""Repo on a local directory hive and a real Redis: insert, dedup, failures, gc."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+import atdata
+from atdata.errors import (
+    IndexConnectionError,
+    InvalidArgument,
+    SchemaConflict,
+    SchemaNotFound,
+    StoreError,
+)
+from atdata.local import LocalDatasetEntry, Repo
+from atdata.local._progress import InsertProgress
+
+from .conftest import Point, write_source
+
+pytestmark = pytest.mark.real
+
+
+def hive_files(repo: Repo) -> list[str]:
+    return sorted(info.key for info in repo.store.list_objects())
+
+
+def labels(dataset: atdata.Dataset[Any]) -> list[int]:
+    return [sample.label for sample in dataset.ordered()]
+
+
+def test_insert_reads_back_same_samples_in_order(disk_repo: Repo, source: atdata.Dataset[Point]) -> None:
+    entry, stored = disk_repo.insert(source, name="points", maxcount=25)
+    assert isinstance(entry, LocalDatasetEntry)
+    assert entry.name == "points"
+    assert entry.data_urls == [stored.url]
+    assert "{000000..000003}" in stored.url and stored.url.startswith("file://")
+    assert len(stored.shard_list) == 4
+    assert labels(stored) == list(range(100))
+    assert [s.features[0] for s in stored.ordered()] == list(range(100))
+    again = atdata.Dataset[Point](entry.data_urls[0])
+    assert labels(again) == list(range(100))
+    assert disk_repo.index.get_entry(entry.cid) == entry == disk_repo.index.get_entry_by_name("points")
+    assert entry.schema_ref == disk_repo.index.publish_schema(Point, version=None)
+
+
+@pytest.mark.parametrize(("maxcount", "maxsize", "shards"), [(10, None, 10), (None, 20_000, None), (1000, None, 1)])
+def test_shard_limits(disk_repo: Repo, source: atdata.Dataset[Point], maxcount: int | None, maxsize: int | None, shards: int | None) -> None:
+    _, stored = disk_repo.insert(source, name="split", maxcount=maxcount, maxsize=maxsize)
+    if shards is not None:
+        assert len(stored.shard_list) == shards
+    sizes = [os.path.getsize(atdata.openers.local_path(u) or "") for u in stored.shard_list]
+    if maxsize is not None:
+        assert len(sizes) > 1 and max(sizes) <= maxsize
+    if shards == 1:
+        assert "{" not in stored.url
+    assert labels(stored) == list(range(100))
+
+
+def test_identical_content_gets_the_same_cid_and_no_new_objects(disk_repo: Repo, source: atdata.Dataset[Point]) -> None:
+    first, _ = disk_repo.insert(source, name="points", maxcount=40)
+    files = hive_files(disk_repo)
+    second, stored = disk_repo.insert(source, name="points", maxcount=40)
+    assert second.cid == first.cid
+    assert hive_files(disk_repo) == files
+    assert len(disk_repo.index.all_entries) == 1
+    assert labels(stored) == list(range(100))
+    # Same content, another name: still one entry (the CID is content), now under the new name.
+    third, _ = disk_repo.insert(source, name="renamed", maxcount=40)
+    assert third.cid == first.cid and third.name == "renamed"
+    assert hive_files(disk_repo) == files
+
+
+def test_different_shard_limits_are_different_content(disk_repo: Repo, source: atdata.Dataset[Point]) -> None:
+    a, _ = disk_repo.insert(source, name="points", maxcount=40)
+    b, _ = disk_repo.insert(source, name="points", maxcount=50)
+    assert a.cid != b.cid
+    assert disk_repo.index.get_entry_by_name("points").cid == b.cid
+
+
+def test_dataset_metadata_is_stored_next_to_the_shards(disk_repo: Repo, tmp_path: Path, source: atdata.Dataset[Point]) -> None:
+    meta = tmp_path / "meta.msgpack"
+    meta.write_bytes(msgpack.packb({"split": "train", "n": 100}))
+    with_meta = atdata.Dataset[Point](source.url, metadata_url=str(meta))
+    entry, stored = disk_repo.insert(with_meta, name="m", metadata={"owner": "me"})
+    assert entry.metadata == {"owner": "me"}
+    assert stored.metadata_url is not None and stored.metadata_url.endswith("--metadata.msgpack")
+    assert Path(atdata.openers.local_path(stored.metadata_url) or "").parent == Path(
+        atdata.openers.local_path(stored.shard_list[0]) or ""
+    ).parent
+    assert stored.metadata == {"split": "train", "n": 100}
+    # Same shards with other dataset metadata is other content.
+    meta.write_bytes(msgpack.packb({"split": "val"}))
+    other, _ = disk_repo.insert(atdata.Dataset[Point](source.url, metadata_url=str(meta)), name="m")
+    assert other.cid != entry.cid
+
+
+def test_dict_sample_dataset_needs_a_published_schema_ref(disk_repo: Repo, source: atdata.Dataset[Point]) -> None:
+    untyped = atdata.Dataset(source.url)
+    with pytest.raises(InvalidArgument, match="schema_ref"):
+        disk_repo.insert(untyped, name="x")
+    with pytest.raises(SchemaNotFound, match="publish_schema"):
+        disk_repo.insert(untyped, name="x", schema_ref="local://schemas/nowhere.Thing@1.0.0")
+    ref = disk_repo.index.publish_schema(Point, version="2.0.0")
+    entry, stored = disk_repo.insert(untyped, name="x", schema_ref=ref)
+    assert entry.schema_ref == ref
+    assert [s.label for s in stored.ordered()] == list(range(100))
+    assert hive_files(disk_repo)  # written only once the schema was known
+
+
+def test_schema_ref_must_match_the_sample_fields(disk_repo: Repo, source: atdata.Dataset[Point]) -> None:
+    @atdata.packable
+    class Other:
+        value: int
+
+    ref = disk_repo.index.publish_schema(Other, version="1.0.0")
+    with pytest.raises(SchemaConflict, match="other fields"):
+        disk_repo.insert(source, name="x", schema_ref=ref)
+    new_ref = atdata.schema.schema_ref(Point, "3.1.0")  # unpublished: published by the insert
+    entry, _ = disk_repo.insert(source, name="x", schema_ref=new_ref)
+    assert entry.schema_ref == new_ref and disk_repo.index.get_schema(new_ref)["version"] == "3.1.0"
+    assert hive_files(disk_repo)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"name": ""}, "name="),
+        ({"name": "ok", "metadata": {"x": object()}}, "JSON"),
+        ({"name": "ok", "metadata": [1]}, "metadata must be a dict"),
+        ({"name": "ok", "maxcount": 0}, "maxcount=0"),
+        ({"name": "ok", "cache_local": "yes"}, "cache_local"),
+    ],
+)
+def test_bad_arguments_write_nothing(disk_repo: Repo, source: atdata.Dataset[Point], kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidArgument, match=match):
+        disk_repo.insert(source, **kwargs)
+    assert hive_files(disk_repo) == []
+    assert disk_repo.index.all_entries == []
+
+
+def test_empty_dataset_is_refused(disk_repo: Repo, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.tar"
+    tarfile.open(empty, "w").close()
+    with pytest.raises(InvalidArgument, match="no samples"):
+        disk_repo.insert(atdata.Dataset[Point](str(empty)), name="e")
+    assert hive_files(disk_repo) == []
+
+
+def test_index_failure_removes_everything_written(disk_repo: Repo, source: atdata.Dataset[Point], monkeypatch: pytest.MonkeyPatch) -> None:
+    disk_repo.index.publish_schema(Point, version=None)
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise IndexConnectionError("cannot reach Redis at test")
+
+    monkeypatch.setattr(disk_repo.index, "add_entry", down)
+    with pytest.raises(IndexConnectionError):
+        disk_repo.insert(source, name="lost", maxcount=10)
+    assert hive_files(disk_repo) == []
+    assert disk_repo.index.all_entries == []
+
+
+def test_index_write_that_landed_before_failing_keeps_the_data(disk_repo: Repo, source: atdata.Dataset[Point], monkeypatch: pytest.MonkeyPatch) -> None:
+    real_add = disk_repo.index.add_entry
+
+    def lands_then_fails(*args: Any, **kwargs: Any) -> Any:
+        real_add(*args, **kwargs)
+        raise IndexConnectionError("reply lost")
+
+    monkeypatch.setattr(disk_repo.index, "add_entry", lands_then_fails)
+    with pytest.raises(IndexConnectionError):
+        disk_repo.insert(source, name="landed", maxcount=10)
+    entry = disk_repo.index.get_entry_by_name("landed")
+    assert labels(atdata.Dataset[Point](entry.data_urls[0])) == list(range(100))
+
+
+def test_source_failure_mid_write_leaves_nothing(disk_repo: Repo, tmp_path: Path) -> None:
+    source = write_source(tmp_path / "src", 60, maxcount=20)
+    shard = Path(source.shard_list[1])
+    shard.write_bytes(shard.read_bytes()[:5000])  # truncated: the reader fails in the middle
+    with pytest.raises(atdata.errors.AtdataError):
+        disk_repo.insert(source, name="broken", maxcount=5)
+    assert hive_files(disk_repo) == []
+    assert disk_repo.index.all_entries == []
+
+
+def test_store_failure_is_a_store_error_and_leaves_nothing(disk_repo: Repo, source: atdata.Dataset[Point], monkeypatch: pytest.MonkeyPatch) -> None:
+    real = disk_repo.store.write_bytes
+
+    def fail_metadata(key: str, data: bytes) -> str:
+        if "content/" in key:
+            raise StoreError(f"disk full writing {key}")
+        return real(key, data)
+
+    monkeypatch.setattr(disk_repo.store, "write_bytes", fail_metadata)
+    with pytest.raises(StoreError, match="disk full"):
+        disk_repo.insert(source, name="full", maxcount=10)
+    assert hive_files(disk_repo) == []
+
+
+def test_gc_removes_only_unreferenced_runs_past_the_grace(disk_repo: Repo, source: atdata.Dataset[Point]) -> None:
+    kept, _ = disk_repo.insert(source, name="kept", maxcount=30)
+    dropped, _ = disk_repo.insert(source, name="dropped", maxcount=50)
+    kept_files = [k for k in hive_files(disk_repo) if kept.data_urls[0].split("data--")[1][:36] in k]
+    disk_repo.index.remove_entry(dropped.cid)
+    (disk_repo.store.root / "notes.txt").write_text("not ours")  # type: ignore[attr-defined]
+
+    recent = disk_repo.gc(grace=3600)
+    assert recent.removed == [] and recent.kept_recent == 3  # 2 shards + content record
+    preview = disk_repo.gc(grace=0, dry_run=True)
+    assert len(preview.removed) == 3 and preview.dry_run
+    assert len(hive_files(disk_repo)) == len(kept_files) + 3 + 1
+    report = disk_repo.gc(grace=0)
+    assert sorted(report.removed) == sorted(preview.removed) and report.removed_bytes > 0
+    assert hive_files(disk_repo) == sorted([*kept_files, "notes.txt"])
+    assert labels(atdata.Dataset[Point](kept.data_urls[0])) == list(range(100))
+
+
+def test_gc_waits_for_the_newest_object_of_a_run(disk_repo: Repo, source: atdata.Dataset[Point]) -> None:
+    entry, stored = disk_repo.insert(source, name="x", maxcount=30)
+    disk_repo.index.remove_entry(entry.cid)
+    first = atdata.openers.local_path(stored.shard_list[0]) or ""
+    os.utime(first, (time.time() - 7200, time.time() - 7200))  # one old object, the others fresh
+    assert disk_repo.gc(grace=3600).removed == []
+    with pytest.raises(InvalidArgument, match="grace"):
+        disk_repo.gc(grace=-1)
+
+
+def test_progress_counts_samples_bytes_and_shards(disk_repo: Repo, source: atdata.Dataset[Point]) -> None:
+    tracker = InsertProgress(bar=False)
+    _, stored = disk_repo.insert(source, name="p", maxcount=10, progress=tracker)
+    assert tracker.samples == 100 and tracker.shards == 10
+    assert tracker.bytes == sum(os.path.getsize(atdata.openers.local_path(u) or "") for u in stored.shard_list)
+
+
+def test_repo_pickles_without_clients(disk_repo: Repo, source: atdata.Dataset[Point]) -> None:
+    entry, _ = disk_repo.insert(source, name="p")
+    clone = pickle.loads(pickle.dumps(disk_repo))
+    assert clone.index.get_entry(entry.cid) == entry
+    assert clone.store == disk_repo.store
+    assert "Repo(DiskDataStore(" in repr(clone)
+
+
+def test_hive_path_is_required() -> None:
+    with pytest.raises(InvalidArgument, match="hive_path"):
+        Repo()
+
