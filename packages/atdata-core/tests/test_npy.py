@@ -143,3 +143,10 @@ def test_huge_header_is_refused_before_parsing() -> None:
     buf = b"\x93NUMPY\x02\x00" + len(text).to_bytes(4, "little") + text
     with pytest.raises(SampleDecodeError, match="allowed"):
         _npy.decode(buf)
+
+
+def test_zero_width_dtype_headers_are_refused() -> None:
+    header = b"{'descr': '|S0', 'fortran_order': False, 'shape': (3,), }"
+    header += b" " * (117 - len(header)) + b"\n"
+    with pytest.raises(SampleDecodeError, match="refused"):
+        _npy.decode(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)

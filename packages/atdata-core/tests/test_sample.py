@@ -372,3 +372,11 @@ def test_every_error_is_an_atdata_error() -> None:
 def test_packable_refuses_non_classes() -> None:
     with pytest.raises(InvalidArgument, match="decorates a class"):
         packable(lambda: None)  # type: ignore[arg-type]
+
+
+def test_from_bytes_accepts_memoryview_and_bytearray_views() -> None:
+    packed = everything().packed
+    frame = b"\0" * 7 + packed + b"\0" * 3  # e.g. a member inside a shard read in one go
+    assert Everything.from_bytes(memoryview(frame)[7 : 7 + len(packed)]) == everything()
+    assert Everything.from_bytes(bytearray(packed)) == everything()
+    assert DictSample.from_bytes(memoryview(packed)).count == -3

@@ -72,7 +72,7 @@ class NpyHeader:
 
 _ndarray = np.ndarray
 _parsed: dict[bytes, NpyHeader] = {}
-_encoded: dict[tuple[str, bool, tuple[int, ...]], bytes] = {}
+_encoded: dict[tuple[np.dtype, bool, tuple[int, ...]], bytes] = {}
 
 #: ``cached_header(header_bytes)``: the cached :class:`NpyHeader` of a version-1 header
 #: seen before, else ``None``. For hot loops that inline the fast path of
@@ -151,24 +151,29 @@ def encode(arr: np.ndarray) -> bytes:
     InvalidArgument
         If ``arr`` has an object or structured dtype, which no reader could load safely.
     """
+    flags = arr.flags
+    fortran = not flags.c_contiguous and flags.f_contiguous
+    header = _encoded.get((arr.dtype, fortran, arr.shape))
+    if header is None:
+        return _encode_new(arr, fortran)
+    return header + arr.tobytes("F" if fortran else "C")
+
+
+def _encode_new(arr: np.ndarray, fortran: bool) -> bytes:
+    """``np.save`` itself, for a (dtype, order, shape) not seen yet; caches its header."""
     dtype = arr.dtype
     if dtype.kind not in NDARRAY_DTYPE_KINDS or dtype.hasobject:
         raise InvalidArgument(
             f"cannot store an array of dtype {dtype!r}: object and structured arrays would need "
             f"unpickling to read. Convert it to a numeric, bool or fixed-width string dtype."
         )
-    fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous
-    key = (dtype.str, fortran, arr.shape)
-    header = _encoded.get(key)
-    if header is None:
-        out = io.BytesIO()
-        np.save(out, arr, allow_pickle=False)
-        whole = out.getvalue()
-        if len(_encoded) >= _CACHE_SIZE:
-            _encoded.clear()
-        _encoded[key] = whole[: len(whole) - arr.nbytes]
-        return whole
-    return header + arr.tobytes("F" if fortran else "C")
+    out = io.BytesIO()
+    np.save(out, arr, allow_pickle=False)
+    whole = out.getvalue()
+    if len(_encoded) >= _CACHE_SIZE:
+        _encoded.clear()
+    _encoded[(dtype, fortran, arr.shape)] = whole[: len(whole) - arr.nbytes]
+    return whole
 
 
 def _parse_new_header(key: bytes, major: int) -> NpyHeader:
