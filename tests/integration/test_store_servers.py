@@ -154,7 +154,7 @@ def test_dataset_round_trip_through_s3(s3_server: S3Server, tmp_path: Path) -> N
     local = atdata.Dataset[Row](atdata.write_samples(rows, tmp_path / "local-%03d.tar", maxcount=20))
     for store in fresh_store(s3_server):
         urls = store.write_shards(local, prefix="datasets/v1", maxcount=16, cache_local=False)
-        assert [u.count for u in urls] == [16, 16, 16, 2]
+        assert [u.num_samples for u in urls] == [16, 16, 16, 2]
         batches = list(atdata.Dataset[Row](urls).ordered(batch_size=32))
         assert batches[0].features.shape == (32, 8)
         assert [label for b in batches for label in b.label] == [r.label for r in rows]

@@ -15,7 +15,7 @@ from atdata.errors import InvalidArgument
 from atdata.testing import DataStoreConformance
 
 
-class TestDiskDataStore(DataStoreConformance):
+class TestDiskDataStore(DataStoreConformance[DiskDataStore]):
     @pytest.fixture
     def store(self, tmp_path: Path) -> DiskDataStore:
         return DiskDataStore(tmp_path / "hive")

@@ -118,25 +118,25 @@ class WrittenShard(str):
     """The URL of a shard ``write_shards`` wrote, with what was measured while writing it.
 
     A plain ``str`` everywhere a URL is expected; ``sha256`` (hex digest of the whole
-    tar), ``size`` (bytes) and ``count`` (samples) let callers record checksums next to
-    the data so readers can verify it.
+    tar), ``size`` (bytes) and ``num_samples`` let callers record checksums next to the
+    data so readers can verify it. (Not ``count``: that would hide ``str.count``.)
     """
 
     sha256: str
     size: int
-    count: int
+    num_samples: int
 
-    def __new__(cls, url: str, *, sha256: str, size: int, count: int) -> WrittenShard:
+    def __new__(cls, url: str, *, sha256: str, size: int, num_samples: int) -> WrittenShard:
         shard = super().__new__(cls, url)
-        shard.sha256, shard.size, shard.count = sha256, size, count
+        shard.sha256, shard.size, shard.num_samples = sha256, size, num_samples
         return shard
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_written_shard, (str(self), self.sha256, self.size, self.count))
+        return (_written_shard, (str(self), self.sha256, self.size, self.num_samples))
 
 
-def _written_shard(url: str, sha256: str, size: int, count: int) -> WrittenShard:
-    return WrittenShard(url, sha256=sha256, size=size, count=count)
+def _written_shard(url: str, sha256: str, size: int, num_samples: int) -> WrittenShard:
+    return WrittenShard(url, sha256=sha256, size=size, num_samples=num_samples)
 
 
 class AbstractDataStore(abc.ABC):
@@ -271,7 +271,7 @@ class AbstractDataStore(abc.ABC):
             committer.shutdown(wait=True)
             close_bar()
         return [
-            WrittenShard(self.url_for(keys[shard.index]), sha256=shard.sha256, size=shard.size, count=shard.count)
+            WrittenShard(self.url_for(keys[shard.index]), sha256=shard.sha256, size=shard.size, num_samples=shard.count)
             for shard in writer.shards
         ]
 

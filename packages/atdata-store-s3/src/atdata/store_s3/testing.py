@@ -27,7 +27,7 @@ class _Injected(Exception):
     pass
 
 
-class S3StoreConformance(DataStoreConformance):
+class S3StoreConformance(DataStoreConformance[S3DataStore]):
     """The store suite on S3, with faults injected through botocore event hooks."""
 
     def raw_keys(self, store: S3DataStore, prefix: str = "") -> list[str]:
