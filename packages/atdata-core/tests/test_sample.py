@@ -380,3 +380,38 @@ def test_from_bytes_accepts_memoryview_and_bytearray_views() -> None:
     assert Everything.from_bytes(memoryview(frame)[7 : 7 + len(packed)]) == everything()
     assert Everything.from_bytes(bytearray(packed)) == everything()
     assert DictSample.from_bytes(memoryview(packed)).count == -3
+
+
+def test_subclass_of_a_packable_class_gets_its_own_codec() -> None:
+    @atdata.packable
+    class Base:
+        a: int
+
+    @atdata.packable
+    class Child(Base):
+        b: str
+
+    assert [s.name for s in fields_of(Base)] == ["a"]
+    assert [s.name for s in fields_of(Child)] == ["a", "b"]
+    child = Child.from_bytes(Child(a=1, b="x").packed)
+    assert type(child) is Child and (child.a, child.b) == (1, "x")
+    assert type(Base.from_bytes(child.packed)) is Base
+
+
+def test_keys_differ_across_forked_processes() -> None:
+    import os
+
+    read_end, write_end = os.pipe()
+    new_key()  # the parent's generator has state before the fork
+    pid = os.fork()
+    if pid == 0:  # child: report its keys and leave without running pytest's teardown
+        os.write(write_end, "".join(new_key() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write_end)
+    parent_keys = {new_key() for _ in range(100)}
+    with os.fdopen(read_end) as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    child_keys = {text[i : i + 32] for i in range(0, len(text), 32)}
+    assert len(child_keys) == 100 and not child_keys & parent_keys
+    assert {k[32 - 16 :] for k in child_keys}.isdisjoint({k[32 - 16 :] for k in parent_keys})
