@@ -149,9 +149,9 @@ def _shuffled(plan: Plan, pool: int, urls: list[str]) -> Iterator[Run]:
     draw = rng.random
     for url in urls:
         for block in iter_blocks(url):
-            buf = block.buf
+            view = memoryview(block.buf)
             for key, start, end in block.entries:
-                item = (key, buf[start:end], url)
+                item = (key, bytes(view[start:end]), url)
                 if len(buffer) < size:
                     buffer.append(item)
                     continue

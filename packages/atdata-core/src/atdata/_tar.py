@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -42,8 +42,10 @@ __all__ = ["CHUNK", "Block", "ShardWalker", "iter_blocks"]
 CHUNK = 8 << 20
 
 _BLOCK = 512
-# name, size, chksum, typeflag, magic, prefix (other fields skipped).
-_HEADER = struct.Struct("100s24x12s12x8sc100x6s82x155s12x")
+# name, size, typeflag and the first byte of the ustar prefix; the rest is never needed
+# in Python (checksums are verified with NumPy), so it is never turned into objects.
+_HEADER = struct.Struct("100s24x12s20xc188xB166x")
+_PREFIX = slice(345, 500)
 _ZERO = bytes(_BLOCK)
 _REGULAR = (b"0", b"\0", b"7")
 # Types tarfile reads without skipping any data (links, devices, directories, fifos).
@@ -54,6 +56,7 @@ _GNU_LONGNAME = b"L"
 _GNU_LONGLINK = b"K"
 _GNU_SPARSE = b"S"
 _EXTENSIONS = (b"x", b"X", b"g", b"L", b"K")
+_GNU_TYPES = (b"L", b"K", b"S")
 _WDS_KEY = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
 _WDS_META = re.compile(r"__[^/]*__($|/)")
 _OCTAL_WEIGHTS = 8 ** np.arange(5, -1, -1, dtype=np.int64)
@@ -74,7 +77,7 @@ class Block:
     """
 
     url: str
-    buf: bytes
+    buf: bytearray
     entries: list[tuple[str, int, int]]
 
 
@@ -96,7 +99,7 @@ class ShardWalker:
     _global_pax: dict[str, str] = field(default_factory=dict)
     _offset: int = 0  # shard offset of buf[0], for error messages
 
-    def walk(self, buf: bytes, final: bool) -> tuple[list[tuple[str, int, int]], int, ShardError | None]:
+    def walk(self, buf: bytes | bytearray, final: bool) -> tuple[list[tuple[str, int, int]], int, ShardError | None]:
         """Parse every complete member of ``buf``, which starts at a header.
 
         Parameters
@@ -115,86 +118,129 @@ class ShardWalker:
         """
         entries: list[tuple[str, int, int]] = []
         headers: list[int] = []  # offsets of every header read
-        # Per header: len(entries) and the last member before it, to cut at a bad checksum.
+        # Per header: len(entries) and the last member before its unit, to cut at a bad checksum.
         marks: list[tuple[int, str | None]] = []
         end = len(buf)
         pos = 0
         error: ShardError | None = None
         unpack = _HEADER.unpack_from
+        add_entry, add_header, add_mark = entries.append, headers.append, marks.append
+        key_now, suffixes, last = self._key, self._suffixes, self.last_member
+        if self._offset == 0 and buf[:2] == b"\x1f\x8b":
+            error = self._error(0, "is gzip-compressed; atdata reads plain (uncompressed) tar shards")
+            end = 0
+            final = False
+        # The loop is one function on purpose: a call per member costs as much as the rest.
         while True:
             unit = pos
             if end - pos < _BLOCK:
                 if final:
                     error = self._error(pos, "ends without the tar end-of-archive marker (truncated?)")
                 break
-            name_f, size_f, chk_f, typ, magic, prefix_f = unpack(buf, pos)
-            if name_f[0] == 0 and buf[pos : pos + _BLOCK] == _ZERO:
+            name_f, size_f, typ, prefixed = unpack(buf, pos)
+            if not name_f[0] and buf[pos : pos + _BLOCK] == _ZERO:
                 self.ended = True
                 break
-            if pos == 0 and self._offset == 0 and buf[:2] == b"\x1f\x8b":
-                error = self._error(0, "is gzip-compressed; atdata reads plain (uncompressed) tar shards")
-                break
-            headers.append(pos)
-            marks.append((len(entries), self.last_member))
-            pax: dict[str, str] | None = None
-            long_name: str | None = None
+            mark = (len(entries), last)
+            add_header(pos)
+            add_mark(mark)
             try:
-                while typ in _EXTENSIONS:
-                    size = _number(size_f)
-                    data_end = pos + _BLOCK + size
-                    nxt = pos + _BLOCK + ((size + 511) & ~511)
-                    if nxt + _BLOCK > end:
-                        break
-                    data = buf[pos + _BLOCK : data_end]
-                    if typ == _GNU_LONGNAME:
-                        long_name = _nts(data).decode("utf-8", "surrogateescape")
-                    elif typ in _PAX_LOCAL:
-                        # WebDataset's writer adds one per member just for a float mtime:
-                        # parse records only when they can change the name or size.
-                        if self._global_pax or b" path=" in data or b" size=" in data:
-                            pax = {**self._global_pax, **_pax_records(data)}
-                    elif typ == _PAX_GLOBAL:
-                        self._global_pax.update(_pax_records(data))
-                    pos = nxt
-                    name_f, size_f, chk_f, typ, magic, prefix_f = unpack(buf, pos)
-                    if buf[pos : pos + _BLOCK] == _ZERO:
-                        raise _Bad("an extended header is followed by the end-of-archive marker")
-                    headers.append(pos)
-                    marks.append((len(entries), self.last_member))
-                else:
-                    name = self._name(name_f, prefix_f, typ, pax, long_name)
-                    self.last_member = name
-                    if typ in _NO_DATA or (typ == b"\0" and name.endswith("/")):
-                        pos += _BLOCK
-                        continue
-                    if typ == _GNU_SPARSE:
-                        raise _Bad(f"member {name!r} is a GNU sparse file, which shards never hold")
-                    size = _number(size_f) if pax is None or "size" not in pax else int(pax["size"])
-                    start = pos + _BLOCK
-                    nxt = start + ((size + 511) & ~511)
-                    if nxt > end:
-                        if not final:
+                name = pax_size = None
+                if typ in _EXTENSIONS:
+                    # WebDataset's writer puts a PAX header before every member, only for a
+                    # float mtime: step over such a header here, without parsing it.
+                    plain = typ == b"x" and not self._global_pax
+                    if plain:
+                        try:
+                            size = int(size_f[:11], 8)
+                        except ValueError:
+                            size = _number(size_f)
+                        start = pos + _BLOCK
+                        nxt = start + ((size + 511) & ~511)
+                        plain = (
+                            nxt + _BLOCK <= end
+                            and buf.find(b" path=", start, start + size) < 0
+                            and buf.find(b" size=", start, start + size) < 0
+                        )
+                    if plain:
+                        name_f, size_f, typ, prefixed = unpack(buf, nxt)
+                        plain = typ not in _EXTENSIONS and (name_f[0] or buf[nxt : nxt + _BLOCK] != _ZERO)
+                    if plain:
+                        pos = nxt
+                        add_header(pos)
+                        add_mark(mark)
+                    else:
+                        found = self._extensions(buf, pos, end, add_header, add_mark, mark)
+                        if found is None:  # the member is not complete in buf yet
+                            if final:
+                                error = self._error(pos, "is truncated inside an extended (PAX/GNU) header")
                             pos = unit
                             break
-                        if start + size > end:
-                            error = self._error(pos, f"member {name!r} is truncated: {size} bytes declared, "
-                                                     f"{max(end - start, 0)} present")
-                            break
-                    if typ in _REGULAR:
-                        self._group(name, start, start + size, entries)
-                    pos = nxt
+                        pos, name, typ, size_f, pax_size = found
+                if name is None:
+                    nul = name_f.find(0)
+                    if nul >= 0:
+                        name_f = name_f[:nul]
+                    if prefixed and typ not in _GNU_TYPES:
+                        name_f = _prefix(buf, pos) + name_f
+                    name = name_f.decode("utf-8", "surrogateescape")
+                if typ in _NO_DATA or (typ == b"\0" and name.endswith("/")):
+                    last = name
+                    pos += _BLOCK
                     continue
-                # An extension header whose member is not complete in buf yet.
-                if final:
-                    error = self._error(pos, "is truncated inside an extended (PAX/GNU) header")
-                pos = unit
-                break
+                if typ == _GNU_SPARSE:
+                    raise _Bad(f"member {name!r} is a GNU sparse file, which shards never hold")
+                if pax_size is not None:
+                    size = pax_size
+                else:
+                    try:
+                        size = int(size_f[:11], 8)
+                    except ValueError:  # other padding, or GNU base-256
+                        size = _number(size_f)
+                start = pos + _BLOCK
+                nxt = start + ((size + 511) & ~511)
+                if nxt > end:
+                    if not final:
+                        pos = unit
+                        break
+                    if start + size > end:
+                        error = self._error(
+                            pos, f"member {name!r} is truncated: {size} bytes declared, {max(end - start, 0)} present"
+                        )
+                        break
+                pos, last = nxt, name
+                if typ not in _REGULAR:
+                    continue
+                # WebDataset's grouping: skip __meta__ names; key = up to the first dot of
+                # the last path component; consecutive members with one key are one sample.
+                if name.startswith("__") and (("/" not in name and name.endswith("__")) or _WDS_META.match(name)):
+                    continue
+                slash = name.rfind("/")
+                dot = name.find(".", slash + 1)
+                if dot > slash + 1:
+                    key, suffix = name[:dot], name[dot + 1 :]
+                else:
+                    match = _WDS_KEY.match(name)
+                    if match is None:
+                        continue
+                    key, suffix = match.group(1), match.group(2)
+                if suffix != "msgpack":
+                    suffix = suffix.lower()
+                if key != key_now:
+                    key_now, suffixes = key, {suffix}
+                elif suffix in suffixes:
+                    raise _Bad(f"sample {key!r} has two {suffix!r} members (duplicate file name {name!r})")
+                else:
+                    suffixes.add(suffix)
+                if suffix == "msgpack":
+                    add_entry((key, start, start + size))
             except _Bad as exc:
                 error = self._error(pos, str(exc))
                 break
             except ValueError as exc:  # int() of a garbled numeric field
                 error = self._error(pos, f"has a corrupt tar header ({exc})")
                 break
+        self._key, self._suffixes, self.last_member = key_now, suffixes, last
         bad = _first_bad_checksum(buf, headers)
         if bad is not None:
             entries, self.last_member = entries[: marks[bad][0]], marks[bad][1]
@@ -202,39 +248,54 @@ class ShardWalker:
         self._offset += pos
         return entries, pos, error
 
-    def _name(self, name_f: bytes, prefix_f: bytes, typ: bytes, pax: dict[str, str] | None, long_name: str | None) -> str:
-        if pax is not None and "path" in pax:
-            return pax["path"]
-        if long_name is not None:
-            return long_name
-        name = _nts(name_f)
-        if prefix_f[0]:
-            name = _nts(prefix_f) + b"/" + name
-        return name.decode("utf-8", "surrogateescape")
+    def _extensions(
+        self,
+        buf: bytes | bytearray,
+        pos: int,
+        end: int,
+        add_header: Callable[[int], None],
+        add_mark: Callable[[tuple[int, str | None]], None],
+        mark: tuple[int, str | None],
+    ) -> tuple[int, str, bytes, bytes, int | None] | None:
+        """Read PAX and GNU extension headers up to the member they describe.
 
-    def _group(self, name: str, start: int, end: int, entries: list[tuple[str, int, int]]) -> None:
-        """Apply WebDataset's rules for which members form which sample."""
-        if name.startswith("__") and (("/" not in name and name.endswith("__")) or _WDS_META.match(name)):
-            return
-        slash = name.rfind("/")
-        dot = name.find(".", slash + 1)
-        if dot > slash + 1:
-            key, suffix = name[:dot], name[dot + 1 :]
+        Returns the member's header offset, name, type, size field and PAX size, or None
+        when the member's header is not in ``buf`` yet.
+        """
+        pax: dict[str, str] | None = None
+        long_name: str | None = None
+        _, size_f, typ, _ = _HEADER.unpack_from(buf, pos)
+        while True:
+            size = _number(size_f)
+            nxt = pos + _BLOCK + ((size + 511) & ~511)
+            if nxt + _BLOCK > end:
+                return None
+            data = bytes(buf[pos + _BLOCK : pos + _BLOCK + size])
+            if typ == _GNU_LONGNAME:
+                long_name = _nts(data).decode("utf-8", "surrogateescape")
+            elif typ in _PAX_LOCAL:
+                pax = {**self._global_pax, **_pax_records(data)}
+            elif typ == _PAX_GLOBAL:
+                self._global_pax.update(_pax_records(data))
+            pos = nxt
+            name_f, size_f, typ, prefixed = _HEADER.unpack_from(buf, pos)
+            if not name_f[0] and buf[pos : pos + _BLOCK] == _ZERO:
+                raise _Bad("an extended header is followed by the end-of-archive marker")
+            add_header(pos)
+            add_mark(mark)
+            if typ not in _EXTENSIONS:
+                break
+        if pax is not None and "path" in pax:
+            name = pax["path"]
+        elif long_name is not None:
+            name = long_name
         else:
-            match = _WDS_KEY.match(name)
-            if match is None:
-                return
-            key, suffix = match.group(1), match.group(2)
-        suffix = suffix.lower()
-        if key != self._key:
-            self._key = key
-            self._suffixes = {suffix}
-        elif suffix in self._suffixes:
-            raise _Bad(f"sample {key!r} has two {suffix!r} members (duplicate file name {name!r})")
-        else:
-            self._suffixes.add(suffix)
-        if suffix == "msgpack":
-            entries.append((key, start, end))
+            name_b = _nts(name_f)
+            if prefixed and typ not in _GNU_TYPES:
+                name_b = _prefix(buf, pos) + name_b
+            name = name_b.decode("utf-8", "surrogateescape")
+        pax_size = int(pax["size"]) if pax is not None and "size" in pax else None
+        return pos, name, typ, size_f, pax_size
 
     def _error(self, pos: int, what: str) -> ShardError:
         after = f"after member {self.last_member!r}" if self.last_member is not None else "at its first member"
@@ -248,6 +309,9 @@ class _Bad(Exception):
 def iter_blocks(url: str, chunk: int = CHUNK) -> Iterator[Block]:
     """The samples of shard ``url``, one :class:`Block` per buffer read.
 
+    Each read goes straight into a new buffer that starts with the unfinished member
+    carried over from the last one, so shard bytes are copied once, by the kernel.
+
     Raises
     ------
     ShardError
@@ -258,11 +322,15 @@ def iter_blocks(url: str, chunk: int = CHUNK) -> Iterator[Block]:
     with _open(url) as stream:
         carry = b""
         final = False
-        want = chunk
         while not final:
-            data = _read_full(stream, want)
-            final = len(data) < want
-            buf = carry + data if carry else data
+            # A member larger than what we hold: read enough for it in one go.
+            want = max(chunk, len(carry))
+            buf = bytearray(len(carry) + want)
+            buf[: len(carry)] = carry
+            got = _read_into(stream, memoryview(buf)[len(carry) :])
+            final = got < want
+            if final:
+                del buf[len(carry) + got :]
             entries, used, error = walker.walk(buf, final)
             if entries:
                 yield Block(url, buf, entries)
@@ -270,9 +338,7 @@ def iter_blocks(url: str, chunk: int = CHUNK) -> Iterator[Block]:
                 raise error
             if walker.ended:
                 return
-            carry = buf[used:]
-            # A member larger than what we hold: read enough for it in one go.
-            want = max(chunk, len(carry))
+            carry = bytes(memoryview(buf)[used:])
 
 
 def _open(url: str) -> BinaryIO:
@@ -285,20 +351,27 @@ def _open(url: str) -> BinaryIO:
     return open_url(url)
 
 
-def _read_full(stream: BinaryIO, n: int) -> bytes:
-    """``n`` bytes, fewer only at the end: network streams may return short reads."""
-    data = stream.read(n)
-    if len(data) == n or not data:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < n:
-        more = stream.read(n - got)
-        if not more:
+def _read_into(stream: BinaryIO, view: memoryview) -> int:
+    """Fill ``view``; fewer bytes only at the end (network streams return short reads)."""
+    readinto = getattr(stream, "readinto", None)
+    got = 0
+    while got < len(view):
+        if readinto is not None:
+            n = readinto(view[got:])
+        else:
+            data = stream.read(len(view) - got)
+            n = len(data)
+            view[got : got + n] = data
+        if not n:
             break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
+        got += n
+    return got
+
+
+def _prefix(buf: bytes | bytearray, pos: int) -> bytes:
+    """The ustar prefix of the header at ``pos`` (a long name's directory part) and "/"."""
+    header = bytes(buf[pos : pos + _BLOCK])
+    return _nts(header[_PREFIX]) + b"/"
 
 
 def _nts(field_bytes: bytes) -> bytes:
@@ -344,9 +417,11 @@ def _first_bad_checksum(buf: bytes, headers: list[int]) -> int | None:
         return None
     rows = np.frombuffer(buf, np.uint8, count=len(buf) // _BLOCK * _BLOCK).reshape(-1, _BLOCK)
     hdr = rows[np.asarray(headers) // _BLOCK]
-    sums = hdr.sum(axis=1, dtype=np.int64) - hdr[:, 148:156].sum(axis=1, dtype=np.int64) + 8 * 32
+    # Sums wrap at 2**16 (uint16 sums run fastest): a corrupted byte shifts a sum by 1..255,
+    # which no wrap hides, and the exact check below decides every mismatch anyway.
+    sums = hdr.sum(axis=1, dtype=np.uint16).astype(np.int64) - hdr[:, 148:156].sum(axis=1, dtype=np.int64) + 8 * 32
     stored = (hdr[:, 148:154].astype(np.int64) - 48) @ _OCTAL_WEIGHTS
-    suspect = np.flatnonzero(stored != sums)
+    suspect = np.flatnonzero((stored - sums) & 0xFFFF)
     for i in suspect.tolist():
         if not _checksum_ok(buf[headers[i] : headers[i] + _BLOCK]):
             return i

@@ -199,9 +199,9 @@ class Dataset(Generic[T]):
         """
         for url in self._shards:
             for block in iter_blocks(url):
-                buf = block.buf
+                view = memoryview(block.buf)
                 for key, start, end in block.entries:
-                    yield key, buf[start:end]
+                    yield key, bytes(view[start:end])
 
     def state_dict(self) -> dict[str, Any]:
         """Progress of the loader this dataset made last (see :meth:`Loader.state_dict`).
