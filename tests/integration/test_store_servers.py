@@ -158,3 +158,21 @@ def test_dataset_round_trip_through_s3(s3_server: S3Server, tmp_path: Path) -> N
         batches = list(atdata.Dataset[Row](urls).ordered(batch_size=32))
         assert batches[0].features.shape == (32, 8)
         assert [label for b in batches for label in b.label] == [r.label for r in rows]
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_server_killed_mid_read_names_the_url(tmp_path: Path) -> None:
+    server = start_s3(tmp_path / "data", access_key="atdata-read", secret_key="atdata-read-secret")
+    try:
+        store = S3DataStore(server.credentials, "reads", config=Config(retries={"max_attempts": 1}))
+        url = store.write_bytes("big.bin", os.urandom(64 << 20))
+        stream = atdata.open_url(url)
+        assert len(stream.read(1 << 20)) == 1 << 20
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGKILL)
+        with pytest.raises(StoreError, match="s3://reads/big.bin"):
+            while stream.read(1 << 20):
+                pass
+    finally:
+        server.stop()

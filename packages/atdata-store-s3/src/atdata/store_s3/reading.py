@@ -80,14 +80,12 @@ class _ObjectStream(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         try:
-            data = self._body.read(len(buffer))
+            # StreamingBody checks Content-Length at the end: a cut-off body raises.
+            return int(self._body.readinto(buffer))
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, "reading", self._url) from exc
-        except OSError as exc:  # urllib3 protocol errors, resets
+        except OSError as exc:  # resets below urllib3's own error types
             raise StoreUnavailable(f"reading {self._url}: the connection failed ({exc})") from exc
-        size = len(data)
-        buffer[:size] = data
-        return size
 
     def close(self) -> None:
         if not self.closed:
