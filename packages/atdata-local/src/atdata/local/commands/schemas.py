@@ -1,0 +1,110 @@
+"""``atdata schemas`` and ``atdata schema show REF``: the sample schemas in the index."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from atdata.errors import SchemaNotFound
+from atdata.index_redis import LocalIndex
+from atdata.schema import SCHEMA_REF_PREFIX
+
+from ..cli import Output, common_options
+from ._connect import add_index_options, make_index
+
+__all__ = ["find_schema", "register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``schemas`` and ``schema show``."""
+    schemas = subparsers.add_parser(
+        "schemas",
+        help="list published sample schemas",
+        description="List every schema published in the index: name@version, number of fields, description. "
+        "Uses the local Redis of `atdata local up` unless --redis-url or $ATDATA_REDIS_URL says otherwise.",
+        parents=[common_options()],
+    )
+    add_index_options(schemas)
+    schemas.set_defaults(handler=_list)
+
+    schema = subparsers.add_parser(
+        "schema", help="inspect one schema", description="Inspect the sample schemas published in the index."
+    )
+    actions = schema.add_subparsers(title="actions", metavar="ACTION", required=True)
+    show = actions.add_parser(
+        "show",
+        help="show a schema's fields",
+        description="Show one schema record: its fields (name, type, optional), version, description. "
+        "REF is a schema ref (local://schemas/module.Class@1.0.0), module.Class for its latest "
+        "version, or Class@version / Class as `atdata schemas` lists them.",
+        parents=[common_options()],
+    )
+    show.add_argument("ref", metavar="REF", help="schema ref, module.Class, Class@version or Class")
+    add_index_options(show)
+    show.set_defaults(handler=_show)
+
+
+def find_schema(index: LocalIndex, ref: str) -> dict[str, Any]:
+    """The record ``ref`` names, in any of the forms ``schema show`` accepts.
+
+    Raises
+    ------
+    SchemaNotFound
+        Nothing matches (the message says how to list schemas).
+    """
+    if ref.startswith(SCHEMA_REF_PREFIX):
+        return index.get_schema(ref)
+    name, _, version = ref.partition("@")
+    if "." in name:
+        if version:
+            return index.get_schema(f"{SCHEMA_REF_PREFIX}{ref}")
+        return index.get_latest_schema(name)
+    matches = [r for r in index.list_schemas() if r.get("name") == name and (not version or r.get("version") == version)]
+    if not matches:
+        raise SchemaNotFound(f"no schema {ref!r} in {index!r}; `atdata schemas` lists them")
+    return max(matches, key=lambda r: _semver(r.get("version", "0.0.0")))
+
+
+def _semver(version: str) -> tuple[int, ...]:
+    core = version.split("-", 1)[0].split("+", 1)[0]
+    return tuple(int(part) if part.isdigit() else 0 for part in core.split("."))
+
+
+def _type_text(field_type: dict[str, Any]) -> str:
+    kind = str(field_type.get("$type", "?")).removeprefix("local#")
+    if kind == "primitive":
+        return str(field_type.get("primitive"))
+    if kind == "ndarray":
+        return f"ndarray[{field_type['dtype']}]" if field_type.get("dtype") else "ndarray"
+    if kind == "array":
+        return f"list[{_type_text(field_type.get('items', {}))}]"
+    return kind
+
+
+def _list(args: argparse.Namespace, out: Output) -> int:
+    index = make_index(args)
+    records = sorted(index.list_schemas(), key=lambda r: (r.get("name", ""), _semver(r.get("version", "0.0.0"))))
+    lines = [
+        f"{r.get('name')}@{r.get('version')}  {len(r.get('fields', []))} fields"
+        + (f"  {r['description']}" if r.get("description") else "")
+        for r in records
+    ]
+    out.emit(records, "\n".join(lines) if lines else f"no schemas in {index!r}")
+    return 0
+
+
+def _show(args: argparse.Namespace, out: Output) -> int:
+    record = find_schema(make_index(args), args.ref)
+    fields = record.get("fields", [])
+    width = max((len(f.get("name", "")) for f in fields), default=4)
+    lines = [f"{record.get('name')}@{record.get('version')}"]
+    if record.get("description"):
+        lines.append(record["description"])
+    lines += [
+        f"  {f.get('name', '').ljust(width)}  {_type_text(f.get('fieldType', {}))}{'  (optional)' if f.get('optional') else ''}"
+        for f in fields
+    ]
+    if record.get("createdAt"):
+        lines.append(f"created {record['createdAt']}")
+    out.emit(record, "\n".join(lines))
+    return 0
