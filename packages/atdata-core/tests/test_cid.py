@@ -182,6 +182,28 @@ def test_same_content_same_cid_regardless_of_dict_order(value: object) -> None:
 
 
 @given(ipld_values)
+def test_fast_encoder_agrees_with_dag_cbor(value: object) -> None:
+    assert cid.encode_dag_cbor(value) == dag_cbor.encode(value)
+
+
+def test_non_plain_values_go_through_dag_cbor() -> None:
+    from multiformats import CID
+
+    link = CID.decode("bafyreifzcy56s5jog3scrc7c3rlaohrwu3recxgf5c7fddfjlnlhh6p6p4")
+    assert cid.encode_dag_cbor({"link": link}) == dag_cbor.encode({"link": link})
+    with pytest.raises(InvalidArgument, match="surrogate|encod"):
+        cid.generate_cid("\ud800")
+
+
+@given(ipld_values)
+def test_fast_framing_agrees_with_multiformats(value: object) -> None:
+    from multiformats import CID, multihash
+
+    block = cid.encode_dag_cbor(value)
+    assert cid.cid_from_bytes(block) == str(CID("base32", 1, "dag-cbor", multihash.digest(block, "sha2-256")))
+
+
+@given(ipld_values)
 def test_cid_round_trips_through_decode(value: object) -> None:
     block = cid.encode_dag_cbor(value)
     assert cid.generate_cid(dag_cbor.decode(block)) == cid.cid_from_bytes(block) == cid.generate_cid(value)

@@ -1,0 +1,129 @@
+"""The Lua scripts behind every multi-key change of a LocalIndex.
+
+Each write that touches several keys (entry hash, name pointer, version list, listing
+set) runs as one script: Redis executes a script atomically, so no client, crash or
+concurrent writer ever sees a name pointing at a missing entry. A script also decides
+and writes in one round trip, where WATCH/MULTI/EXEC would need three. All keys of an
+index share one hash tag (``{prefix}``), so every script stays inside one cluster slot;
+``KEYS[1]`` is always one of them so that cluster clients route the call.
+
+Key layout under the base ``B = "{" + key_prefix + "}"`` (see the package README):
+``B..'entry:'..cid`` hash, ``B..'name:'..name`` string (newest CID),
+``B..'versions:'..name`` sorted set (CID by sequence number), ``B..'entries'`` set,
+``B..'seq'`` counter, ``B..'schema:'..name..'@'..version`` string (JSON record),
+``B..'schemas'`` set of ``name@version``, ``B..'schema_versions:'..name`` set.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ADD", "ENTRY_FIELDS", "GET_BY_NAME", "PUBLISH_SCHEMA", "REMOVE", "RENAME"]
+
+# What an entry read returns, in this order (HMGET: no field names on the wire).
+ENTRY_FIELDS = ("cid", "name", "schema_ref", "data_urls", "metadata")
+_HMGET = "'HMGET', B .. 'entry:' .. cid, " + ", ".join(f"'{f}'" for f in ENTRY_FIELDS)
+
+# Shared helpers, prepended to the scripts that need them.
+_HELPERS = """
+local B = ARGV[1]
+-- CID if an entry has that key, else the CID the name points at (false if neither).
+local function resolve(key)
+  if redis.call('EXISTS', B .. 'entry:' .. key) == 1 then return key end
+  return redis.call('GET', B .. 'name:' .. key)
+end
+-- Take cid out of name's versions; the name falls back to its previous version, or goes.
+local function detach(cid, name)
+  local vkey = B .. 'versions:' .. name
+  local nkey = B .. 'name:' .. name
+  redis.call('ZREM', vkey, cid)
+  if redis.call('GET', nkey) == cid then
+    local top = redis.call('ZREVRANGE', vkey, 0, 0)
+    if top[1] then redis.call('SET', nkey, top[1]) else redis.call('DEL', nkey) end
+  end
+end
+-- Make cid the newest version of name.
+local function attach(cid, name)
+  local seq = redis.call('INCR', B .. 'seq')
+  redis.call('HSET', B .. 'entry:' .. cid, 'name', name, 'seq', seq)
+  redis.call('ZADD', B .. 'versions:' .. name, seq, cid)
+  redis.call('SET', B .. 'name:' .. name, cid)
+end
+-- True when cid already is the newest entry under name.
+local function is_newest(cid, name)
+  return redis.call('HGET', B .. 'entry:' .. cid, 'name') == name
+     and redis.call('GET', B .. 'name:' .. name) == cid
+end
+"""
+
+# ARGV: base, cid, name, schema_ref, data_urls (JSON), metadata (JSON), '1' to (re)write
+# metadata, created_at. Returns the stored metadata (JSON): the caller knows the rest.
+ADD = (
+    _HELPERS
+    + """
+local cid, name = ARGV[2], ARGV[3]
+local ekey = B .. 'entry:' .. cid
+local old = redis.call('HGET', ekey, 'name')
+if ARGV[7] == '1' or not old then redis.call('HSET', ekey, 'metadata', ARGV[6]) end
+if not is_newest(cid, name) then
+  if old then detach(cid, old) end
+  redis.call('HSET', ekey, 'cid', cid, 'schema_ref', ARGV[4], 'data_urls', ARGV[5])
+  redis.call('HSETNX', ekey, 'created_at', ARGV[8])
+  attach(cid, name)
+  redis.call('SADD', B .. 'entries', cid)
+end
+return redis.call('HGET', ekey, 'metadata')
+"""
+)
+
+# ARGV: base, cid-or-name, new name. Returns ENTRY_FIELDS, or false when nothing matches.
+RENAME = (
+    _HELPERS
+    + """
+local cid = resolve(ARGV[2])
+if not cid then return false end
+local name = ARGV[3]
+if not is_newest(cid, name) then
+  detach(cid, redis.call('HGET', B .. 'entry:' .. cid, 'name'))
+  attach(cid, name)
+end
+return redis.call(""" + _HMGET + """)
+"""
+)
+
+# ARGV: base, cid-or-name. Returns the removed CID, or false when nothing matches.
+REMOVE = (
+    _HELPERS
+    + """
+local cid = resolve(ARGV[2])
+if not cid then return false end
+local ekey = B .. 'entry:' .. cid
+detach(cid, redis.call('HGET', ekey, 'name'))
+redis.call('DEL', ekey)
+redis.call('SREM', B .. 'entries', cid)
+return cid
+"""
+)
+
+# KEYS[1]: the name key. ARGV: base. One round trip for name -> CID -> ENTRY_FIELDS.
+GET_BY_NAME = (
+    """
+local B = ARGV[1]
+local cid = redis.call('GET', KEYS[1])
+if not cid then return false end
+return redis.call("""
+    + _HMGET
+    + """)
+"""
+)
+
+# ARGV: base, name, version, record (JSON). Stores the record unless that version exists;
+# returns false when stored, else the record already there (the caller compares fields).
+PUBLISH_SCHEMA = """
+local B, name, version = ARGV[1], ARGV[2], ARGV[3]
+local key = B .. 'schema:' .. name .. '@' .. version
+local existing = redis.call('GET', key)
+if existing then return existing end
+redis.call('SET', key, ARGV[4])
+redis.call('SADD', B .. 'schemas', name .. '@' .. version)
+redis.call('SADD', B .. 'schema_versions:' .. name, version)
+return false
+"""

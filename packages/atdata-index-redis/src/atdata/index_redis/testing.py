@@ -1,0 +1,30 @@
+"""``LocalIndexConformance``: core's index suite, wired to LocalIndex's keys (needs pytest).
+
+Subclasses supply only ``index_factory`` (fakeredis, a real server, a cluster); the
+raw-key helpers read Redis directly, bypassing the index under test.
+"""
+
+from __future__ import annotations
+
+from atdata.protocols import AbstractIndex
+from atdata.testing.index import IndexConformance
+
+from ._index import LocalIndex
+
+__all__ = ["LocalIndexConformance", "raw_keys"]
+
+
+def raw_keys(index: AbstractIndex) -> set[str]:
+    """Every key of ``index`` on its server (SCAN over its hash-tagged prefix)."""
+    assert isinstance(index, LocalIndex)
+    return {k.decode() if isinstance(k, bytes) else k for k in index.redis.scan_iter(match=index.key_pattern)}
+
+
+class LocalIndexConformance(IndexConformance):
+    def raw_keys(self, index: AbstractIndex) -> set[str]:
+        return raw_keys(index)
+
+    def bookkeeping_keys(self, index: AbstractIndex) -> set[str]:
+        # The sequence counter outlives the entries, so versions stay ordered after a removal.
+        assert isinstance(index, LocalIndex)
+        return {"{" + index.key_prefix + "}seq"}
