@@ -378,7 +378,7 @@ def _compile(cls: type, specs: tuple[FieldSpec, ...]) -> tuple[Callable[[Any], A
             pack += [
                 f"    if {v}.__class__ is _ndarray{dtype_ok}:",
                 f"        try: {v} = _enc({v})",
-                f"        except _IA as e: _pfix({i}, {v}, e)",
+                f"        except _IA: {v} = _pfix({i}, {v})  # raises, naming the field",
                 f"    else: {v} = _pfix({i}, {v})",
             ]
         else:
@@ -411,7 +411,10 @@ def _items_checker(items: FieldSpec) -> Callable[[list[Any]], bool]:
 
 
 def _uses_slots(cls: type, specs: tuple[FieldSpec, ...]) -> bool:
-    slots = {name for klass in cls.__mro__ for name in getattr(klass, "__dict__", {}).get("__slots__", ())}
+    slots: set[str] = set()
+    for klass in cls.__mro__:
+        declared = vars(klass).get("__slots__", ())
+        slots.update([declared] if isinstance(declared, str) else declared)
     return any(spec.name in slots for spec in specs)
 
 
@@ -453,12 +456,10 @@ class _Fixer:
             raise SampleDecodeError(f"{where}: expected {_describe(spec)}, found {_describe_value(value)}")
         return converted
 
-    def to_pack(self, i: int, value: Any, cause: Exception | None = None) -> Any:
+    def to_pack(self, i: int, value: Any) -> Any:
         """A value to pack that missed the fast path: convert it or raise naming the field."""
         spec = self.specs[i]
         where = f"{self.owner}.{spec.name}"
-        if cause is not None:
-            raise InvalidArgument(f"{where}: {cause}") from cause
         if value is None and spec.optional:
             return None
         if spec.kind == "ndarray":
