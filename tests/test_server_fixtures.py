@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -11,7 +13,7 @@ import redis
 import redis.cluster
 from botocore.exceptions import ClientError
 
-from atdata.local.servers import RedisServer, S3Server
+from atdata.local.servers import RedisServer, S3Server, valkey_server_path
 
 pytestmark = pytest.mark.real
 
@@ -38,6 +40,14 @@ def test_redis_server_contract(redis_server: RedisServer) -> None:
     assert client.eval("return redis.call('GET', KEYS[1])", 1, prefix + "a") == b"1"
     client.delete(prefix + "a", prefix + "set")
     client.close()
+
+
+def test_redis_fixtures_run_the_chosen_binary(redis_server: RedisServer, redis_cluster_server: RedisServer) -> None:
+    expected = os.environ.get("ATDATA_TEST_REDIS_SERVER") or str(valkey_server_path())
+    for server in (redis_server, redis_cluster_server):
+        client = redis.Redis.from_url(server.url)
+        assert Path(client.info("server")["executable"]).resolve() == Path(expected).resolve()
+        client.close()
 
 
 def test_redis_cluster_server_runs_hash_tagged_transactions(redis_cluster_server: RedisServer) -> None:

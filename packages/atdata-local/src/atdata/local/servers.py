@@ -270,6 +270,7 @@ def start_redis(
     log_path: str | os.PathLike[str] | None = None,
     detached: bool = False,
     timeout: float = 15.0,
+    binary: str | os.PathLike[str] | None = None,
 ) -> RedisServer:
     """Start ``valkey-server`` on 127.0.0.1 and wait until it answers PING.
 
@@ -292,6 +293,9 @@ def start_redis(
         Keep running after this Python process exits (``atdata local up``).
     timeout
         Seconds to wait for readiness.
+    binary
+        Another Redis-protocol server to run with the same flags, e.g. Debian's
+        ``/usr/bin/redis-server`` (7.0+); default: the bundled ``valkey-server``.
 
     Raises
     ------
@@ -300,7 +304,7 @@ def start_redis(
     """
     if persistence not in ("none", "aof"):
         raise InvalidArgument(f"persistence={persistence!r} is not 'none' or 'aof'")
-    binary = valkey_server_path()
+    program = Path(binary) if binary else valkey_server_path()
     workdir = Path(data_dir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     # The cluster bus gets its own free port: valkey's default, port+10000, may be taken.
@@ -308,7 +312,7 @@ def start_redis(
 
     def argv(chosen: int) -> list[str]:
         args = [
-            str(binary),
+            str(program),
             "--port", str(chosen),
             "--bind", LOCALHOST,
             "--dir", str(workdir),
@@ -326,7 +330,7 @@ def start_redis(
         return args
 
     process = spawn(
-        "valkey-server",
+        program.name,
         argv,
         port=port,
         log_path=Path(log_path) if log_path else workdir / "valkey.log",
