@@ -1,5 +1,6 @@
 """The .npy codec: exact np.save bytes, safe zero-copy decoding, refused object arrays."""
 
+import ast
 import io
 
 import numpy as np
@@ -150,3 +151,24 @@ def test_zero_width_dtype_headers_are_refused() -> None:
     header += b" " * (117 - len(header)) + b"\n"
     with pytest.raises(SampleDecodeError, match="refused"):
         _npy.decode(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
+
+
+@pytest.mark.parametrize("name", sorted(ARRAYS))
+def test_fast_header_parser_agrees_with_literal_eval(name: str) -> None:
+    buf = np_save_bytes(ARRAYS[name])
+    text = buf[10 : 10 + int.from_bytes(buf[8:10], "little")].decode("latin-1")
+    fast = _npy._canonical_header(text)
+    assert fast is not None and fast == ast.literal_eval(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (3,,4), }\n",
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4,), }\n",
+        "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3,), }\n",
+        "{'fortran_order': False, 'descr': '<f4', 'shape': (3,), }\n",
+    ],
+)
+def test_fast_header_parser_leaves_anything_unusual_to_literal_eval(text: str) -> None:
+    assert _npy._canonical_header(text) is None
