@@ -425,7 +425,9 @@ class LocalIndex(AbstractIndex):
         """
         cached = self._decoded.get(ref)
         if cached is None:
-            cached = self._decoded[ref] = _schema.from_record(self.get_schema(ref))
+            # The ref's module (not atdata.schema) so that publishing the class gives back ``ref``.
+            module = _schema.parse_schema_ref(ref).name.rpartition(".")[0]
+            cached = self._decoded[ref] = _schema.from_record(self.get_schema(ref), module=module)
         return cached
 
     def _schema_ref_for(self, dataset: Any) -> str:
