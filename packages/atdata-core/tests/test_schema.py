@@ -180,6 +180,8 @@ def test_to_record_validates_version_and_type() -> None:
         schema.to_record(ImageSample, "v1")
     with pytest.raises(InvalidArgument, match="not a sample type"):
         schema.to_record(dict, "1.0.0")
+    with pytest.raises(InvalidArgument, match="DictSample"):
+        schema.to_record(atdata.DictSample, "1.0.0")
 
 
 def test_schema_ref_and_parse_schema_ref() -> None:

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from ._fields import PRIMITIVE_KINDS, FieldSpec, spec_for_annotation
 from .errors import InvalidArgument, InvalidSchemaRef, SchemaError, UnsupportedFieldType
-from .sample import PackableSample, fields_of
+from .sample import DictSample, PackableSample, fields_of
 
 __all__ = [
     "SCHEMA_REF_PREFIX",
@@ -138,10 +138,13 @@ def to_record(sample_type: type, version: str, description: str | None = None) -
     Raises
     ------
     InvalidArgument
-        If ``version`` is not semver or ``sample_type`` is not a sample class.
+        If ``version`` is not semver or ``sample_type`` is not a packable sample class
+        (``DictSample`` included: it has no fixed fields).
     """
     if not isinstance(version, str) or not _SEMVER.fullmatch(version):
         raise InvalidArgument(f"schema version {version!r} is not semver MAJOR.MINOR.PATCH (e.g. '1.0.0')")
+    if isinstance(sample_type, type) and issubclass(sample_type, DictSample):
+        raise InvalidArgument("DictSample has no fixed fields to publish: publish a @atdata.packable class")
     return {
         "name": sample_type.__name__,
         "version": version,
