@@ -62,13 +62,19 @@ ADD = (
 local cid, name = ARGV[2], ARGV[3]
 local ekey = B .. 'entry:' .. cid
 local old = redis.call('HGET', ekey, 'name')
-if ARGV[7] == '1' or not old then redis.call('HSET', ekey, 'metadata', ARGV[6]) end
-if not is_newest(cid, name) then
-  if old then detach(cid, old) end
-  redis.call('HSET', ekey, 'cid', cid, 'schema_ref', ARGV[4], 'data_urls', ARGV[5])
-  redis.call('HSETNX', ekey, 'created_at', ARGV[8])
-  attach(cid, name)
+if not old then  -- new content, the common case: one HSET for every field
+  local seq = redis.call('INCR', B .. 'seq')
+  redis.call('HSET', ekey, 'cid', cid, 'name', name, 'schema_ref', ARGV[4], 'data_urls', ARGV[5],
+             'metadata', ARGV[6], 'seq', seq, 'created_at', ARGV[8])
+  redis.call('ZADD', B .. 'versions:' .. name, seq, cid)
+  redis.call('SET', B .. 'name:' .. name, cid)
   redis.call('SADD', B .. 'entries', cid)
+  return ARGV[6]
+end
+if ARGV[7] == '1' then redis.call('HSET', ekey, 'metadata', ARGV[6]) end
+if not is_newest(cid, name) then
+  detach(cid, old)
+  attach(cid, name)
 end
 return redis.call('HGET', ekey, 'metadata')
 """
