@@ -187,3 +187,13 @@ def test_write_samples_failure_removes_its_shards(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="upstream broke"):
         write_samples(source(), str(tmp_path / "s-%03d.tar"), maxcount=10)
     assert os.listdir(tmp_path) == ["unrelated.tar"]
+
+
+@given(
+    name=st.text(st.characters(min_codepoint=1, max_codepoint=0x2FF), min_size=1, max_size=120),
+    size=st.integers(0, 2**40),
+)
+def test_fast_header_is_byte_identical_to_tarfile(name: str, size: int) -> None:
+    from atdata.writing import _member_header, _tarfile_header
+
+    assert _member_header(name, size) == _tarfile_header(name, size)

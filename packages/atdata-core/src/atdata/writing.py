@@ -48,6 +48,8 @@ _ZEROS = b"\0" * _BLOCK
 # Progress is reported at most every this many bytes (and at every shard end), so a
 # per-sample callback never dominates the cost of writing small samples.
 _PROGRESS_EVERY = 4 << 20
+# Payloads smaller than this are joined with their header into one write.
+_JOIN_BELOW = 64 << 10
 
 
 class ShardSink(Protocol):
@@ -122,13 +124,32 @@ def _check_key(key: object) -> None:
         )
 
 
-def _member_header(name: str, size: int) -> bytes:
+def _tarfile_header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     info.mode = 0o444
     # A fixed mtime makes identical samples give byte-identical shards (same sha256).
     info.mtime = 0
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+# The fast path fills name, size and checksum into tarfile's own header for an empty
+# member: 5x faster than tarfile.tobuf, which dominated writing small samples. Names
+# tarfile would extend with a pax header (non-ASCII, over 100 bytes) take the slow path.
+_TEMPLATE = _tarfile_header("", 0)
+_TEMPLATE_SUM = sum(_TEMPLATE[100:124]) + sum(_TEMPLATE[136:148]) + sum(_TEMPLATE[156:]) + 8 * ord(" ")
+_MAX_USTAR_SIZE = 8**11 - 1
+
+
+def _member_header(name: str, size: int) -> bytes:
+    if len(name) > 100 or size > _MAX_USTAR_SIZE or not name.isascii():
+        return _tarfile_header(name, size)
+    raw = name.encode("ascii")
+    size_field = b"%011o\0" % size
+    checksum = b"%06o\0 " % (_TEMPLATE_SUM + sum(raw) + sum(size_field))
+    return b"".join(
+        (raw, bytes(100 - len(raw)), _TEMPLATE[100:124], size_field, _TEMPLATE[136:148], checksum, _TEMPLATE[156:])
+    )
 
 
 class ShardWriter:
@@ -186,7 +207,11 @@ class ShardWriter:
             self._finish_shard()
         if self._sink is None:
             self._sink = self._open_sink(len(self.shards))
-        for chunk in (header, payload, _ZEROS[:pad]) if pad else (header, payload):
+        if len(payload) < _JOIN_BELOW:  # one call per sample beats avoiding a small copy
+            chunks: tuple[bytes, ...] = (b"".join((header, payload, _ZEROS[:pad])),)
+        else:
+            chunks = (header, payload, _ZEROS[:pad]) if pad else (header, payload)
+        for chunk in chunks:
             self._sink.write(chunk)
             self._hash.update(chunk)
         self._last_key = key
