@@ -315,3 +315,18 @@ def test_state_of_another_loader_is_refused(dataset: atdata.Dataset[TrainingSamp
         dataset.ordered().load_state_dict({"epoch": 1})
     with pytest.raises(InvalidArgument, match="batch_size"):
         dataset.ordered(batch_size=0)
+
+
+@atdata.packable
+class ImageSample:
+    image: NDArray[np.uint8]
+    label: int
+
+
+def test_large_arrays_are_copied_into_the_batch(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    samples = [ImageSample(image=rng.integers(0, 255, (3, 64, 64), dtype=np.uint8), label=i) for i in range(10)]
+    ds = atdata.Dataset[ImageSample](write_shards(tmp_path, samples, 4))
+    batches = list(ds.ordered(batch_size=4))
+    assert [b.image.shape for b in batches] == [(4, 3, 64, 64), (4, 3, 64, 64), (2, 3, 64, 64)]
+    assert [s for b in batches for s in b] == samples == list(ds.ordered())

@@ -33,6 +33,8 @@ __all__ = ["Decoder"]
 
 Buffer = bytes | memoryview
 _MISSING: Any = object()
+# Array payloads of at least this many bytes are copied into the batch one by one.
+_BIG = 4096
 
 
 class Decoder:
@@ -47,21 +49,9 @@ class Decoder:
     def __init__(self, sample_type: type) -> None:
         self.sample_type = sample_type
         self.specs = fields_of(sample_type)
-        self._decode = decoder_of(sample_type)
+        #: The compiled ``from_data`` of the sample type: ``decode(msgpack.unpackb(raw))``.
+        self.decode = decoder_of(sample_type)
         self._fast = _compile(self.specs) if self.specs else None
-
-    def sample(self, view: Buffer, key: str, url: str) -> Any:
-        """One sample from its msgpack bytes.
-
-        Raises
-        ------
-        SampleDecodeError
-            Naming the field (as the sample class does), the sample key and the shard.
-        """
-        try:
-            return self._decode(msgpack.unpackb(view))
-        except Exception:
-            return self._checked(view, key, url)
 
     def batch(self, views: Sequence[Buffer], keys: list[str], urls: Callable[[int], str]) -> SampleBatch:
         """A :class:`SampleBatch` of the samples ``views`` (``urls(i)`` names sample i's shard)."""
@@ -72,12 +62,13 @@ class Decoder:
                 columns = None
             if columns is not None:
                 return SampleBatch(self.sample_type, columns, keys)
-        samples = [self._checked(v, k, urls(i)) for i, (v, k) in enumerate(zip(views, keys))]
+        samples = [self.checked(v, k, urls(i)) for i, (v, k) in enumerate(zip(views, keys))]
         return SampleBatch(self.sample_type, self._columns_of(samples), keys)
 
-    def _checked(self, view: Buffer, key: str, url: str) -> Any:
+    def checked(self, view: Buffer, key: str, url: str) -> Any:
+        """One sample, with any :class:`SampleDecodeError` naming its key and shard."""
         try:
-            return self._decode(unpack(view))
+            return self.decode(unpack(view))
         except SampleDecodeError as exc:
             raise SampleDecodeError(f"{exc} (sample {key!r} in shard {url!r})") from exc
 
@@ -104,14 +95,21 @@ def _stacked(values: list[Any]) -> np.ndarray | list[Any]:
 
 
 def _compile(specs: tuple[FieldSpec, ...]) -> Callable[[Sequence[Buffer]], dict[str, Any] | None]:
-    """Generate the fast batch loop for ``specs``; it returns None to ask for the slow path."""
+    """Generate the fast batch loop for ``specs``; it returns None to ask for the slow path.
+
+    Small array payloads are collected and joined once at the end; payloads of
+    :data:`_BIG` bytes or more are copied straight into the output array as they come.
+    """
     env: dict[str, Any] = {
         "_unpackb": msgpack.unpackb,
         "_dict": dict,
         "_bytes": bytes,
         "_list": list,
+        "_mv": memoryview,
         "_M": _MISSING,
+        "_BIG": _BIG,
         "_first": _first_array,
+        "_out": _output_array,
         "_stack": _stack_payloads,
     }
     loop: list[str] = []
@@ -123,30 +121,33 @@ def _compile(specs: tuple[FieldSpec, ...]) -> Callable[[Sequence[Buffer]], dict[
         loop.append(f"        v = get({name}, _M)")
         if spec.kind == "ndarray":
             env[f"_spec{i}"] = spec
-            setup.append(f"    h{i} = None")
+            setup += [f"    h{i} = None", f"    o{i} = w{i} = None"]
             loop += [
                 "        if v.__class__ is not _bytes: return None",
                 f"        if h{i} is None:",
                 f"            h{i} = _first(v, _spec{i})",
                 f"            if h{i} is None: return None",
-                f"            hb{i}, n{i} = h{i}[0], h{i}[1]",
+                f"            hb{i}, n{i}, hl{i}, p{i} = h{i}[0], h{i}[1], h{i}[2].offset, h{i}[2].nbytes",
+                f"            if p{i} >= _BIG: o{i}, w{i} = _out(n, h{i}[2])",
                 f"        elif len(v) != n{i} or not v.startswith(hb{i}): return None",
+                f"        if w{i} is None: c{i}.append(v)",
+                f"        else: w{i}[j * p{i}:(j + 1) * p{i}] = _mv(v)[hl{i}:]",
             ]
-            result.append(f"{name}: _stack(c{i}, h{i}, n)")
-        else:
-            py = {"list": "_list", "dict": "_dict"}.get(spec.kind) or f"_{spec.kind}"
-            env[py] = {"list": list, "dict": dict}.get(spec.kind) or PRIMITIVE_KINDS[spec.kind]
-            loop.append(f"        if v.__class__ is not {py}: return None")
-            if spec.items is not None:
-                env[f"_item{i}"] = PRIMITIVE_KINDS[spec.items.kind]
-                loop.append(f"        for x in v:\n            if x.__class__ is not _item{i}: return None")
-            result.append(f"{name}: c{i}")
+            result.append(f"{name}: o{i} if o{i} is not None else _stack(c{i}, h{i}, n)")
+            continue
+        py = {"list": "_list", "dict": "_dict"}.get(spec.kind) or f"_{spec.kind}"
+        env[py] = {"list": list, "dict": dict}.get(spec.kind) or PRIMITIVE_KINDS[spec.kind]
+        loop.append(f"        if v.__class__ is not {py}: return None")
+        if spec.items is not None:
+            env[f"_item{i}"] = PRIMITIVE_KINDS[spec.items.kind]
+            loop.append(f"        for x in v:\n            if x.__class__ is not _item{i}: return None")
         loop.append(f"        c{i}.append(v)")
+        result.append(f"{name}: c{i}")
     source = "\n".join(
         [
             "def assemble(views):",
             *setup,
-            "    for m in views:",
+            "    for j, m in enumerate(views):",
             "        d = _unpackb(m)",
             "        if d.__class__ is not _dict: return None",
             "        get = d.get",
@@ -169,6 +170,12 @@ def _first_array(value: bytes, spec: FieldSpec) -> tuple[bytes, int, _npy.NpyHea
     if spec.dtype is not None and header.dtype != np.dtype(spec.dtype):
         return None
     return value[: header.offset], len(value), header
+
+
+def _output_array(n: int, header: _npy.NpyHeader) -> tuple[np.ndarray, memoryview]:
+    """An empty ``(n, *shape)`` array and a flat byte view to copy payloads into."""
+    out = np.empty((n, *header.shape), header.dtype)
+    return out, memoryview(out.reshape(-1).view(np.uint8))
 
 
 def _stack_payloads(parts: list[bytes], first: tuple[bytes, int, _npy.NpyHeader], n: int) -> np.ndarray:

@@ -99,7 +99,9 @@ class ShardWalker:
     _global_pax: dict[str, str] = field(default_factory=dict)
     _offset: int = 0  # shard offset of buf[0], for error messages
 
-    def walk(self, buf: bytes | bytearray, final: bool) -> tuple[list[tuple[str, int, int]], int, ShardError | None]:
+    def walk(
+        self, buf: bytes | bytearray, final: bool, *, verify: bool = True
+    ) -> tuple[list[tuple[str, int, int]], int, ShardError | None]:
         """Parse every complete member of ``buf``, which starts at a header.
 
         Parameters
@@ -108,6 +110,8 @@ class ShardWalker:
             Shard bytes from the end of the last complete member onwards.
         final
             True when the shard has no bytes after ``buf``.
+        verify
+            Check header checksums (only turned off to re-walk up to a bad header).
 
         Returns
         -------
@@ -117,14 +121,15 @@ class ShardWalker:
             ``buf[consumed:]`` and prepends it to the next read.
         """
         entries: list[tuple[str, int, int]] = []
-        headers: list[int] = []  # offsets of every header read
-        # Per header: len(entries) and the last member before its unit, to cut at a bad checksum.
-        marks: list[tuple[int, str | None]] = []
+        # Offsets of the headers whose fields were used (a PAX header that is stepped over
+        # unread is not among them: corrupting it cannot change what is read).
+        headers: list[int] = []
         end = len(buf)
         pos = 0
         error: ShardError | None = None
         unpack = _HEADER.unpack_from
-        add_entry, add_header, add_mark = entries.append, headers.append, marks.append
+        add_entry, add_header = entries.append, headers.append
+        before = (self._key, set(self._suffixes), self.last_member, dict(self._global_pax))
         key_now, suffixes, last = self._key, self._suffixes, self.last_member
         if self._offset == 0 and buf[:2] == b"\x1f\x8b":
             error = self._error(0, "is gzip-compressed; atdata reads plain (uncompressed) tar shards")
@@ -141,42 +146,38 @@ class ShardWalker:
             if not name_f[0] and buf[pos : pos + _BLOCK] == _ZERO:
                 self.ended = True
                 break
-            mark = (len(entries), last)
-            add_header(pos)
-            add_mark(mark)
             try:
                 name = pax_size = None
-                if typ in _EXTENSIONS:
+                if typ == b"x" and not self._global_pax:
                     # WebDataset's writer puts a PAX header before every member, only for a
-                    # float mtime: step over such a header here, without parsing it.
-                    plain = typ == b"x" and not self._global_pax
-                    if plain:
-                        try:
-                            size = int(size_f[:11], 8)
-                        except ValueError:
-                            size = _number(size_f)
-                        start = pos + _BLOCK
-                        nxt = start + ((size + 511) & ~511)
-                        plain = (
-                            nxt + _BLOCK <= end
-                            and buf.find(b" path=", start, start + size) < 0
-                            and buf.find(b" size=", start, start + size) < 0
-                        )
-                    if plain:
+                    # float mtime: step over such a header without parsing it.
+                    try:
+                        size = int(size_f[:11], 8)
+                    except ValueError:
+                        size = _number(size_f)
+                    start = pos + _BLOCK
+                    nxt = start + ((size + 511) & ~511)
+                    if (
+                        nxt + _BLOCK <= end
+                        and buf.find(b" path=", start, start + size) < 0
+                        and buf.find(b" size=", start, start + size) < 0
+                    ):
                         name_f, size_f, typ, prefixed = unpack(buf, nxt)
-                        plain = typ not in _EXTENSIONS and (name_f[0] or buf[nxt : nxt + _BLOCK] != _ZERO)
-                    if plain:
-                        pos = nxt
-                        add_header(pos)
-                        add_mark(mark)
+                        if typ not in _EXTENSIONS and (name_f[0] or buf[nxt : nxt + _BLOCK] != _ZERO):
+                            pos = nxt
+                        else:
+                            typ = b"x"
                     else:
-                        found = self._extensions(buf, pos, end, add_header, add_mark, mark)
-                        if found is None:  # the member is not complete in buf yet
-                            if final:
-                                error = self._error(pos, "is truncated inside an extended (PAX/GNU) header")
-                            pos = unit
-                            break
-                        pos, name, typ, size_f, pax_size = found
+                        typ = b"x"
+                if typ in _EXTENSIONS:
+                    found = self._extensions(buf, pos, end, add_header)
+                    if found is None:  # the member is not complete in buf yet
+                        if final:
+                            error = self._error(pos, "is truncated inside an extended (PAX/GNU) header")
+                        pos = unit
+                        break
+                    pos, name, typ, size_f, pax_size = found
+                add_header(pos)
                 if name is None:
                     nul = name_f.find(0)
                     if nul >= 0:
@@ -184,12 +185,13 @@ class ShardWalker:
                     if prefixed and typ not in _GNU_TYPES:
                         name_f = _prefix(buf, pos) + name_f
                     name = name_f.decode("utf-8", "surrogateescape")
-                if typ in _NO_DATA or (typ == b"\0" and name.endswith("/")):
-                    last = name
-                    pos += _BLOCK
-                    continue
-                if typ == _GNU_SPARSE:
-                    raise _Bad(f"member {name!r} is a GNU sparse file, which shards never hold")
+                if typ != b"0":
+                    if typ in _NO_DATA or (typ == b"\0" and name.endswith("/")):
+                        last = name
+                        pos += _BLOCK
+                        continue
+                    if typ == _GNU_SPARSE:
+                        raise _Bad(f"member {name!r} is a GNU sparse file, which shards never hold")
                 if pax_size is not None:
                     size = pax_size
                 else:
@@ -209,7 +211,7 @@ class ShardWalker:
                         )
                         break
                 pos, last = nxt, name
-                if typ not in _REGULAR:
+                if typ != b"0" and typ not in _REGULAR:
                     continue
                 # WebDataset's grouping: skip __meta__ names; key = up to the first dot of
                 # the last path component; consecutive members with one key are one sample.
@@ -241,21 +243,20 @@ class ShardWalker:
                 error = self._error(pos, f"has a corrupt tar header ({exc})")
                 break
         self._key, self._suffixes, self.last_member = key_now, suffixes, last
-        bad = _first_bad_checksum(buf, headers)
+        bad = _first_bad_checksum(buf, headers) if verify else None
         if bad is not None:
-            entries, self.last_member = entries[: marks[bad][0]], marks[bad][1]
-            pos, error = headers[bad], self._error(headers[bad], "has a corrupt tar header (checksum mismatch)")
+            # Rare: walk again up to the bad header for the samples and member before it.
+            cut = headers[bad]
+            self._key, self._suffixes, self.last_member, self._global_pax = before
+            offset = self._offset
+            entries, _, _ = self.walk(buf[:cut], False, verify=False)
+            self._offset = offset
+            pos, error = cut, self._error(cut, "has a corrupt tar header (checksum mismatch)")
         self._offset += pos
         return entries, pos, error
 
     def _extensions(
-        self,
-        buf: bytes | bytearray,
-        pos: int,
-        end: int,
-        add_header: Callable[[int], None],
-        add_mark: Callable[[tuple[int, str | None]], None],
-        mark: tuple[int, str | None],
+        self, buf: bytes | bytearray, pos: int, end: int, add_header: Callable[[int], None]
     ) -> tuple[int, str, bytes, bytes, int | None] | None:
         """Read PAX and GNU extension headers up to the member they describe.
 
@@ -266,6 +267,7 @@ class ShardWalker:
         long_name: str | None = None
         _, size_f, typ, _ = _HEADER.unpack_from(buf, pos)
         while True:
+            add_header(pos)
             size = _number(size_f)
             nxt = pos + _BLOCK + ((size + 511) & ~511)
             if nxt + _BLOCK > end:
@@ -281,8 +283,6 @@ class ShardWalker:
             name_f, size_f, typ, prefixed = _HEADER.unpack_from(buf, pos)
             if not name_f[0] and buf[pos : pos + _BLOCK] == _ZERO:
                 raise _Bad("an extended header is followed by the end-of-archive marker")
-            add_header(pos)
-            add_mark(mark)
             if typ not in _EXTENSIONS:
                 break
         if pax is not None and "path" in pax:

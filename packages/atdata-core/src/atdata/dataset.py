@@ -384,13 +384,15 @@ class Loader(Generic[T]):
 
     def _samples(self, plan: Plan, pools: list[int], decoder: Decoder) -> Iterator[Any]:
         progress = self._progress
-        decode = decoder.sample
+        decode, unpackb = decoder.decode, msgpack.unpackb
         for pool in pools:
             count = progress.get(pool, 0)
             for run in pool_runs(plan, pool, count):
-                keys = run.keys
                 for i, view in enumerate(run.views):
-                    sample = decode(view, keys[i], run.url(i))
+                    try:
+                        sample = decode(unpackb(view))
+                    except Exception:  # decode again, slowly, for an error naming sample and shard
+                        sample = decoder.checked(view, run.keys[i], run.url(i))
                     count += 1
                     progress[pool] = count
                     yield sample
