@@ -231,3 +231,22 @@ def test_list_of_float_and_bytes_descriptors() -> None:
         FieldSpec("a", "list", items=FieldSpec("item", "float")),
         FieldSpec("b", "list", optional=True, items=FieldSpec("item", "bytes")),
     )
+
+
+def test_generated_class_reads_a_shard_written_with_the_original_through_dataset(tmp_path) -> None:
+    import webdataset as wds
+
+    originals = [
+        ImageSample(image=np.full((2, 2), i, np.float32), raw=np.arange(i), label=str(i), tags=[i], meta={"i": i})
+        for i in range(5)
+    ]
+    with wds.writer.TarWriter(str(tmp_path / "original.tar")) as sink:
+        for i, sample in enumerate(originals):
+            sink.write({**sample.as_wds, "__key__": f"{i:06d}"})
+    Generated = schema.from_record(schema.to_record(ImageSample, "1.0.0"))
+    read = list(atdata.Dataset[Generated](str(tmp_path / "original.tar")).ordered())
+    assert [type(s) for s in read] == [Generated] * 5
+    with wds.writer.TarWriter(str(tmp_path / "generated.tar")) as sink:
+        for i, sample in enumerate(read):
+            sink.write({**sample.as_wds, "__key__": f"{i:06d}"})
+    assert list(atdata.Dataset[ImageSample](str(tmp_path / "generated.tar")).ordered()) == originals
