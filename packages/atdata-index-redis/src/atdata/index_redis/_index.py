@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from atdata import schema as _schema
-from atdata.errors import EntryNotFound, InvalidArgument, SchemaConflict, SchemaNotFound
+from atdata.errors import EntryNotFound, InvalidArgument, SchemaConflict, SchemaError, SchemaNotFound
 from atdata.protocols import AbstractIndex
 
 from . import _scripts
@@ -437,7 +437,12 @@ class LocalIndex(AbstractIndex):
             raise InvalidArgument(
                 f"cannot derive a schema_ref: {type(dataset).__name__} has no sample_type; pass schema_ref="
             )
-        return self.publish_schema(sample_type, version=None)
+        try:
+            return self.publish_schema(sample_type, version=None)
+        except SchemaConflict:
+            raise
+        except (SchemaError, InvalidArgument) as exc:  # same type, plus what to do in add_entry's terms
+            raise type(exc)(f"{exc}; or pass schema_ref= to add_entry") from exc
 
 
 # -- helpers ----------------------------------------------------------------------------
