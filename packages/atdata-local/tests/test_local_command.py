@@ -95,9 +95,22 @@ def test_up_reuses_a_server_it_did_not_start_and_down_leaves_it(
         assert code == 0
         redis_entry = entries[0]
         assert redis_entry["running"] and not redis_entry["managed"] and redis_entry["pid"] is None
+        assert redis_entry["data_dir"] is None  # not ours: we do not know where it keeps data
         code, stopped, _ = run(capsys, "local", "down", "--json")
         assert [e["name"] for e in stopped] == ["s3"]
         assert theirs.process is not None and theirs.process.running()
+
+
+def test_status_of_stopped_servers_says_where_the_data_lives(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ports = ["--redis-port", str(free_port()), "--s3-port", str(free_port())]
+    code, entries, _ = run(capsys, "local", "status", "--json", *ports)
+    assert code == 0
+    assert [(e["name"], e["running"], e["managed"]) for e in entries] == [("redis", False, False), ("s3", False, False)]
+    assert [e["data_dir"] for e in entries] == [str(home.resolve() / "redis"), str(home.resolve() / "s3")]
+    code, text, _ = run(capsys, "local", "status", *ports)
+    assert "stopped" in text and str(home.resolve() / "s3") in text
 
 
 def test_port_taken_by_another_program_is_one_line_error(

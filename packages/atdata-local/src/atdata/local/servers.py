@@ -458,9 +458,10 @@ class ServerStatus:
     pid
         Process id of a managed server.
     data_dir
-        Where its data lives (managed servers only).
+        Where its data lives: for a server ``up`` started or would start; None for an
+        adopted server.
     log
-        Its log file (managed servers only).
+        Its log file, likewise.
     """
 
     name: str
@@ -513,21 +514,34 @@ def _url(name: str, port: int) -> str:
     return f"redis://{LOCALHOST}:{port}/0" if name == "redis" else f"http://{LOCALHOST}:{port}"
 
 
-def _current(name: str, port: int, record: dict[str, Any] | None) -> ServerStatus:
-    """Status of one server from its state record (if any) and a live probe."""
-    pid = record.get("pid") if record else None
-    managed = bool(pid) and pid_runs(int(pid), _PROGRAMS[name])  # type: ignore[arg-type]
-    port = int(record["port"]) if managed and record else port
+def _current(name: str, port: int, record: dict[str, Any] | None, home: Path) -> ServerStatus:
+    """Status of one server from its state record (if any) and a live probe.
+
+    A managed server reports its recorded pid, data and log; a stopped one where ``up``
+    keeps (or will keep) its data; an adopted one (not started by ``up``) only its URL,
+    since where it keeps its data is its own business.
+    """
+    pid = int(record["pid"]) if record and record.get("pid") else None
+    managed = pid is not None and pid_runs(pid, _PROGRAMS[name])
+    if managed and record:
+        port = int(record["port"])
+    running = _answers(name, port)
+    if managed and record:
+        data_dir, log_file = record.get("data_dir"), record.get("log")
+    elif running:
+        data_dir = log_file = None
+    else:
+        data_dir, log_file = str(home / name), str(home / "logs" / f"{name}.log")
     return ServerStatus(
         name=name,
-        running=_answers(name, port),
+        running=running,
         managed=managed,
         host=LOCALHOST,
         port=port,
         url=_url(name, port),
-        pid=int(pid) if managed and pid else None,
-        data_dir=record.get("data_dir") if managed and record else None,
-        log=record.get("log") if managed and record else None,
+        pid=pid if managed else None,
+        data_dir=data_dir,
+        log=log_file,
     )
 
 
@@ -548,7 +562,10 @@ def status(
     """
     home = _resolve_home(data_dir)
     state = _read_state(home)
-    return [_current("redis", redis_port, state.get("redis")), _current("s3", s3_port, state.get("s3"))]
+    return [
+        _current("redis", redis_port, state.get("redis"), home),
+        _current("s3", s3_port, state.get("s3"), home),
+    ]
 
 
 def up(
@@ -594,7 +611,7 @@ def up(
     with _state_lock(home):
         state = _read_state(home)
         for name, port in (("redis", redis_port), ("s3", s3_port)):
-            current = _current(name, port, state.get(name))
+            current = _current(name, port, state.get(name), home)
             if current.running:
                 log.info("%s already running on %s (managed: %s)", name, current.url, current.managed)
                 if not current.managed:
@@ -667,7 +684,7 @@ def down(data_dir: str | os.PathLike[str] | None = None, *, timeout: float = 30.
             record = state.pop(name, None)
             if record is None:
                 continue
-            current = _current(name, int(record.get("port", 0)), record)
+            current = _current(name, int(record.get("port", 0)), record, home)
             if current.managed and current.pid is not None:
                 stop_pid(current.pid, timeout)
                 stopped.append(current)
