@@ -330,3 +330,49 @@ def test_large_arrays_are_copied_into_the_batch(tmp_path: Path) -> None:
     batches = list(ds.ordered(batch_size=4))
     assert [b.image.shape for b in batches] == [(4, 3, 64, 64), (4, 3, 64, 64), (2, 3, 64, 64)]
     assert [s for b in batches for s in b] == samples == list(ds.ordered())
+
+
+# -- remote shards ------------------------------------------------------------------------
+
+_REMOTE: dict[str, bytes] = {}
+_OPENED: list[str] = []
+
+
+def _open_remote(url: str):
+    import io
+
+    if url not in _REMOTE:
+        raise atdata.errors.ObjectNotFound(f"no object at {url!r}")
+    _OPENED.append(url)
+    return io.BytesIO(_REMOTE[url])
+
+
+atdata.register_opener("remotetest", _open_remote)
+
+
+def test_remote_shards_stream_through_prefetching_threads(dataset: atdata.Dataset[TrainingSample]) -> None:
+    urls = []
+    for i, path in enumerate(dataset.shard_list):
+        urls.append(f"remotetest://bucket/data-{i:06d}.tar")
+        _REMOTE[urls[-1]] = Path(path).read_bytes()
+    remote = atdata.Dataset[TrainingSample]("remotetest://bucket/data-{000000..000009}.tar")
+    _OPENED.clear()
+    it = iter(remote.ordered(batch_size=10))
+    first = next(it)
+    assert first.label == list(range(10))
+    assert len(_OPENED) >= 2  # the next shard was already being read
+    assert labels([first, *it]) == list(range(100))
+    assert sorted(labels(remote.shuffled(buffer_size=30, seed=4, batch_size=7))) == list(range(100))
+    assert [k for k, _ in remote.raw_samples()] == [k for k, _ in dataset.raw_samples()]
+
+
+def test_remote_errors_surface_in_the_reader(dataset: atdata.Dataset[TrainingSample]) -> None:
+    _REMOTE["remotetest://b/ok.tar"] = Path(dataset.shard_list[0]).read_bytes()
+    _REMOTE["remotetest://b/cut.tar"] = Path(dataset.shard_list[1]).read_bytes()[:5000]
+    seen: list[int] = []
+    with pytest.raises(ShardError, match="cut.tar"):
+        for sample in atdata.Dataset[TrainingSample](["remotetest://b/ok.tar", "remotetest://b/cut.tar"]).ordered():
+            seen.append(sample.label)
+    assert seen[:10] == list(range(10)) and 10 < len(seen) < 20
+    with pytest.raises(atdata.errors.ObjectNotFound, match="missing.tar"):
+        list(atdata.Dataset[TrainingSample](["remotetest://b/ok.tar", "remotetest://b/missing.tar"]).ordered())

@@ -23,6 +23,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ._prefetch import Prefetcher
 from ._tar import Block, iter_blocks
 
 __all__ = ["Item", "Plan", "Run", "derive_seed", "pool_runs"]
@@ -100,8 +101,10 @@ def derive_seed(seed: int, epoch: int, what: int | str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def pool_runs(plan: Plan, pool: int, skip: int) -> Iterator[Run]:
+def pool_runs(plan: Plan, pool: int, skip: int, prefetcher: Prefetcher | None = None) -> Iterator[Run]:
     """The samples of pool ``pool`` in epoch order, without the first ``skip``.
+
+    ``prefetcher`` opens the shards (downloading remote ones ahead of time).
 
     Skipped samples are walked (and, when shuffled, pass through the buffer) but never
     decoded, so resuming replays only the cheap part of the work.
@@ -112,7 +115,7 @@ def pool_runs(plan: Plan, pool: int, skip: int) -> Iterator[Run]:
         From the tar walker, after the samples before the problem.
     """
     urls = plan.pools[pool]
-    source = _shuffled(plan, pool, urls) if plan.shuffle else _ordered(urls)
+    source = _shuffled(plan, pool, urls, prefetcher) if plan.shuffle else _ordered(urls, prefetcher)
     for run in source:
         if skip >= len(run.keys):
             skip -= len(run.keys)
@@ -124,10 +127,14 @@ def pool_runs(plan: Plan, pool: int, skip: int) -> Iterator[Run]:
         yield run
 
 
-def _ordered(urls: list[str]) -> Iterator[Run]:
+def _ordered(urls: list[str], prefetcher: Prefetcher | None) -> Iterator[Run]:
     for url in urls:
-        for block in iter_blocks(url):
+        for block in _blocks(url, prefetcher):
             yield _run_of(block)
+
+
+def _blocks(url: str, prefetcher: Prefetcher | None) -> Iterator[Block]:
+    return iter_blocks(url, stream=prefetcher.open(url) if prefetcher is not None else None)
 
 
 def _run_of(block: Block) -> Run:
@@ -136,7 +143,7 @@ def _run_of(block: Block) -> Run:
     return Run([e[0] for e in entries], [view[s:e] for _, s, e in entries], block.url)
 
 
-def _shuffled(plan: Plan, pool: int, urls: list[str]) -> Iterator[Run]:
+def _shuffled(plan: Plan, pool: int, urls: list[str], prefetcher: Prefetcher | None) -> Iterator[Run]:
     """A buffer shuffle (as WebDataset's) over the pool's shards read one after another.
 
     The buffer holds copies of the samples (not views), so it never pins whole shard
@@ -148,7 +155,7 @@ def _shuffled(plan: Plan, pool: int, urls: list[str]) -> Iterator[Run]:
     out: list[Item] = []
     draw = rng.random
     for url in urls:
-        for block in iter_blocks(url):
+        for block in _blocks(url, prefetcher):
             view = memoryview(block.buf)
             for key, start, end in block.entries:
                 item = (key, bytes(view[start:end]), url)

@@ -306,11 +306,13 @@ class _Bad(Exception):
     """Internal: a structural problem found mid-walk, turned into a ShardError."""
 
 
-def iter_blocks(url: str, chunk: int = CHUNK) -> Iterator[Block]:
+def iter_blocks(url: str, chunk: int = CHUNK, stream: BinaryIO | None = None) -> Iterator[Block]:
     """The samples of shard ``url``, one :class:`Block` per buffer read.
 
     Each read goes straight into a new buffer that starts with the unfinished member
     carried over from the last one, so shard bytes are copied once, by the kernel.
+    ``stream`` (e.g. a prefetching one, see :mod:`atdata._prefetch`) replaces opening
+    ``url``; it is closed at the end.
 
     Raises
     ------
@@ -319,7 +321,7 @@ def iter_blocks(url: str, chunk: int = CHUNK) -> Iterator[Block]:
         naming the URL, byte offset and member.
     """
     walker = ShardWalker(url)
-    with _open(url) as stream:
+    with stream if stream is not None else _open(url) as stream:
         carry = b""
         final = False
         while not final:

@@ -25,6 +25,7 @@ import msgpack
 
 from ._columns import Decoder
 from ._order import Plan, Run, pool_runs
+from ._prefetch import Prefetcher
 from ._tar import iter_blocks
 from .batch import SampleBatch
 from .errors import InvalidArgument
@@ -197,11 +198,15 @@ class Dataset(Generic[T]):
         ShardError
             A corrupt or truncated shard, after the samples before the problem.
         """
-        for url in self._shards:
-            for block in iter_blocks(url):
-                view = memoryview(block.buf)
-                for key, start, end in block.entries:
-                    yield key, bytes(view[start:end])
+        prefetcher = Prefetcher(self._shards)
+        try:
+            for url in self._shards:
+                for block in iter_blocks(url, stream=prefetcher.open(url)):
+                    view = memoryview(block.buf)
+                    for key, start, end in block.entries:
+                        yield key, bytes(view[start:end])
+        finally:
+            prefetcher.close()
 
     def state_dict(self) -> dict[str, Any]:
         """Progress of the loader this dataset made last (see :meth:`Loader.state_dict`).
@@ -375,19 +380,23 @@ class Loader(Generic[T]):
         self._resume = False
         decoder = Decoder(self.dataset.sample_type)
         pools = [p for p in plan.mine(consumer, consumers) if p not in self._done]
-        if self.batch_size is None:
-            yield from self._samples(plan, pools, decoder)
-        else:
-            yield from self._batches(plan, pools, decoder, self.batch_size)
+        prefetcher = Prefetcher([url for p in pools for url in plan.pools[p]])
+        try:
+            if self.batch_size is None:
+                yield from self._samples(plan, pools, decoder, prefetcher)
+            else:
+                yield from self._batches(plan, pools, decoder, self.batch_size, prefetcher)
+        finally:
+            prefetcher.close()
         self.epoch += 1
         self._progress, self._done = {}, set()
 
-    def _samples(self, plan: Plan, pools: list[int], decoder: Decoder) -> Iterator[Any]:
+    def _samples(self, plan: Plan, pools: list[int], decoder: Decoder, prefetcher: Prefetcher) -> Iterator[Any]:
         progress = self._progress
         decode, unpackb = decoder.decode, msgpack.unpackb
         for pool in pools:
             count = progress.get(pool, 0)
-            for run in pool_runs(plan, pool, count):
+            for run in pool_runs(plan, pool, count, prefetcher):
                 for i, view in enumerate(run.views):
                     try:
                         sample = decode(unpackb(view))
@@ -399,7 +408,9 @@ class Loader(Generic[T]):
             self._done.add(pool)
             progress.pop(pool, None)
 
-    def _batches(self, plan: Plan, pools: list[int], decoder: Decoder, size: int) -> Iterator[SampleBatch[T]]:
+    def _batches(
+        self, plan: Plan, pools: list[int], decoder: Decoder, size: int, prefetcher: Prefetcher
+    ) -> Iterator[SampleBatch[T]]:
         progress, done = self._progress, self._done
         keys: list[str] = []
         views: list[Any] = []
@@ -419,7 +430,7 @@ class Loader(Generic[T]):
             return batch
 
         for pool in pools:
-            for run in pool_runs(plan, pool, progress.get(pool, 0)):
+            for run in pool_runs(plan, pool, progress.get(pool, 0), prefetcher):
                 pos, n = 0, len(run.keys)
                 while pos < n:
                     take = min(size - len(keys), n - pos)
