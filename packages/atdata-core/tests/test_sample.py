@@ -240,8 +240,13 @@ def test_ints_decode_into_float_fields() -> None:
     [b"", b"\x81", b"\xc1", b"\x93\x01\x02\x03", b"\xa3abc", b"\x81\x01\x02", everything().packed[:-5]],
 )
 def test_bad_bytes_raise_sample_decode_error(data: bytes) -> None:
-    with pytest.raises(SampleDecodeError):
+    with pytest.raises(SampleDecodeError, match=r"^Everything[.:]"):
         Everything.from_bytes(data)
+
+
+def test_truncated_bytes_are_called_truncated() -> None:
+    with pytest.raises(SampleDecodeError, match="truncated or corrupt"):
+        Everything.from_bytes(everything().packed[:-5])
 
 
 def test_packing_converts_friendly_values_and_refuses_wrong_ones() -> None:

@@ -85,7 +85,7 @@ class PackableSample:
         SampleDecodeError
             If ``data`` is not msgpack (e.g. truncated), or as :meth:`from_data`.
         """
-        return _codec(cls).decode(unpack(data))
+        return _codec(cls).decode(unpack(data, cls.__qualname__))
 
     @property
     def packed(self) -> bytes:
@@ -158,12 +158,17 @@ def decoder_of(sample_type: type[S]) -> Callable[[dict[str, Any]], S]:
     return _codec(sample_type).decode
 
 
-def unpack(data: bytes | bytearray | memoryview) -> Any:
-    """``msgpack.unpackb`` that raises :class:`SampleDecodeError` for bytes that are not msgpack."""
+def unpack(data: bytes | bytearray | memoryview, owner: str = "sample") -> Any:
+    """``msgpack.unpackb`` that raises :class:`SampleDecodeError` for bytes that are not msgpack.
+
+    ``owner`` (a class name) starts the error message.
+    """
     try:
         return msgpack.unpackb(data)
     except Exception as exc:  # msgpack raises ValueError subclasses, TypeError, StackError...
-        raise SampleDecodeError(f"not a msgpack sample ({len(data)} bytes): {exc}") from exc
+        raise SampleDecodeError(
+            f"{owner}: {len(data)} bytes are not one msgpack map (truncated or corrupt sample): {exc}"
+        ) from exc
 
 
 class DictSample(PackableSample):
@@ -196,7 +201,7 @@ class DictSample(PackableSample):
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> DictSample:
         """The sample packed in ``data``; see :meth:`from_data`."""
-        return cls.from_data(unpack(data))
+        return cls.from_data(unpack(data, cls.__qualname__))
 
     @property
     def packed(self) -> bytes:
