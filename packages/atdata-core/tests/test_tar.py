@@ -24,7 +24,7 @@ register_opener("memtest", lambda url: io.BytesIO(_MEMORY[url]))
 
 def ours(url: str, chunk: int | None = None) -> list[tuple[str, bytes]]:
     blocks = iter_blocks(url) if chunk is None else iter_blocks(url, chunk)
-    return [(key, block.buf[s:e]) for block in blocks for key, s, e in block.entries]
+    return [(key, bytes(view)) for block in blocks for key, view in zip(block.keys, block.views)]
 
 
 def reference(path: Path) -> list[tuple[str, bytes]]:
@@ -122,7 +122,7 @@ def test_truncated_anywhere_raises_shard_error_after_the_complete_samples(tmp_pa
         got: list[tuple[str, bytes]] = []
         with pytest.raises(ShardError, match=r"cut\.tar") as excinfo:
             for block in iter_blocks(str(path)):
-                got += [(k, block.buf[s:e]) for k, s, e in block.entries]
+                got += [(k, bytes(v)) for k, v in zip(block.keys, block.views)]
         assert got == full[: len(got)]
         complete = sum(1 for end in data_ends if cut >= end)
         assert len(got) == complete, (cut, got)
@@ -137,7 +137,7 @@ def test_corrupt_header_raises_naming_shard_offset_and_member(tmp_path: Path) ->
     got = []
     with pytest.raises(ShardError) as excinfo:
         for block in iter_blocks(str(path)):
-            got += [k for k, _, _ in block.entries]
+            got += block.keys
     assert got == ["000", "001"]
     message = str(excinfo.value)
     assert "bad.tar" in message and "checksum" in message and "byte 2048" in message and "'001.msgpack'" in message
@@ -154,7 +154,7 @@ def test_same_error_point_whatever_the_buffer_size(tmp_path: Path) -> None:
         got = []
         with pytest.raises(ShardError) as excinfo:
             for block in iter_blocks("memtest://corrupt.tar", chunk):
-                got += [k for k, _, _ in block.entries]
+                got += block.keys
         outcomes.add((tuple(got), str(excinfo.value)))
     assert len(outcomes) == 1
     assert next(iter(outcomes))[0] == ("000", "001", "002")

@@ -51,7 +51,7 @@ class Run:
     """
 
     keys: list[str]
-    views: list[bytes | memoryview]
+    views: list[memoryview] | list[bytes]
     urls: str | list[str]
 
     def url(self, i: int) -> str:
@@ -138,9 +138,7 @@ def _blocks(url: str, prefetcher: Prefetcher | None) -> Iterator[Block]:
 
 
 def _run_of(block: Block) -> Run:
-    view = memoryview(block.buf)
-    entries = block.entries
-    return Run([e[0] for e in entries], [view[s:e] for _, s, e in entries], block.url)
+    return Run(block.keys, block.views, block.url)
 
 
 def _shuffled(plan: Plan, pool: int, urls: list[str], prefetcher: Prefetcher | None) -> Iterator[Run]:
@@ -156,9 +154,8 @@ def _shuffled(plan: Plan, pool: int, urls: list[str], prefetcher: Prefetcher | N
     draw = rng.random
     for url in urls:
         for block in _blocks(url, prefetcher):
-            view = memoryview(block.buf)
-            for key, start, end in block.entries:
-                item = (key, bytes(view[start:end]), url)
+            for key, view in zip(block.keys, block.views):
+                item = (key, bytes(view), url)
                 if len(buffer) < size:
                     buffer.append(item)
                     continue

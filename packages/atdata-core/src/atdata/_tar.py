@@ -70,15 +70,15 @@ class Block:
     ----------
     url
         The shard the buffer came from.
-    buf
-        The bytes read; ``entries`` index into it.
-    entries
-        ``(key, start, end)`` of each sample's msgpack member, in shard order.
+    keys
+        Each sample's key, in shard order.
+    views
+        Each sample's msgpack member: a zero-copy slice of the buffer read.
     """
 
     url: str
-    buf: bytearray
-    entries: list[tuple[str, int, int]]
+    keys: list[str]
+    views: list[memoryview]
 
 
 @dataclass(slots=True)
@@ -95,13 +95,13 @@ class ShardWalker:
     last_member: str | None = None
     ended: bool = False
     _key: str | None = None
-    _suffixes: set[str] = field(default_factory=set)
+    _suffixes: str | set[str] = ""  # extensions of the current sample (a str while only one)
     _global_pax: dict[str, str] = field(default_factory=dict)
     _offset: int = 0  # shard offset of buf[0], for error messages
 
     def walk(
         self, buf: bytes | bytearray, final: bool, *, verify: bool = True
-    ) -> tuple[list[tuple[str, int, int]], int, ShardError | None]:
+    ) -> tuple[list[str], list[memoryview], int, ShardError | None]:
         """Parse every complete member of ``buf``, which starts at a header.
 
         Parameters
@@ -115,12 +115,15 @@ class ShardWalker:
 
         Returns
         -------
-        entries, consumed, error
-            The samples found, how many bytes of ``buf`` they (and the members between
-            them) use, and the error that stopped the walk, if any. The caller keeps
-            ``buf[consumed:]`` and prepends it to the next read.
+        keys, views, consumed, error
+            The samples found (keys, and views of their msgpack members in ``buf``), how
+            many bytes of ``buf`` they and the members between them use, and the error
+            that stopped the walk, if any. The caller keeps ``buf[consumed:]`` and
+            prepends it to the next read.
         """
-        entries: list[tuple[str, int, int]] = []
+        keys: list[str] = []
+        views: list[memoryview] = []
+        data = memoryview(buf)
         # Offsets of the headers whose fields were used (a PAX header that is stepped over
         # unread is not among them: corrupting it cannot change what is read).
         headers: list[int] = []
@@ -128,8 +131,9 @@ class ShardWalker:
         pos = 0
         error: ShardError | None = None
         unpack = _HEADER.unpack_from
-        add_entry, add_header = entries.append, headers.append
-        before = (self._key, set(self._suffixes), self.last_member, dict(self._global_pax))
+        add_key, add_view, add_header = keys.append, views.append, headers.append
+        suffixes_now = self._suffixes if isinstance(self._suffixes, str) else set(self._suffixes)
+        before = (self._key, suffixes_now, self.last_member, dict(self._global_pax))
         key_now, suffixes, last = self._key, self._suffixes, self.last_member
         if self._offset == 0 and buf[:2] == b"\x1f\x8b":
             error = self._error(0, "is gzip-compressed; atdata reads plain (uncompressed) tar shards")
@@ -229,13 +233,14 @@ class ShardWalker:
                 if suffix != "msgpack":
                     suffix = suffix.lower()
                 if key != key_now:
-                    key_now, suffixes = key, {suffix}
-                elif suffix in suffixes:
+                    key_now, suffixes = key, suffix  # one member so far: no set needed
+                elif suffix == suffixes or (suffixes.__class__ is set and suffix in suffixes):
                     raise _Bad(f"sample {key!r} has two {suffix!r} members (duplicate file name {name!r})")
                 else:
-                    suffixes.add(suffix)
+                    suffixes = {suffix, suffixes} if suffixes.__class__ is str else {suffix, *suffixes}
                 if suffix == "msgpack":
-                    add_entry((key, start, start + size))
+                    add_key(key)
+                    add_view(data[start : start + size])
             except _Bad as exc:
                 error = self._error(pos, str(exc))
                 break
@@ -249,11 +254,11 @@ class ShardWalker:
             cut = headers[bad]
             self._key, self._suffixes, self.last_member, self._global_pax = before
             offset = self._offset
-            entries, _, _ = self.walk(buf[:cut], False, verify=False)
+            keys, views, _, _ = self.walk(buf[:cut], False, verify=False)
             self._offset = offset
             pos, error = cut, self._error(cut, "has a corrupt tar header (checksum mismatch)")
         self._offset += pos
-        return entries, pos, error
+        return keys, views, pos, error
 
     def _extensions(
         self, buf: bytes | bytearray, pos: int, end: int, add_header: Callable[[int], None]
@@ -333,9 +338,9 @@ def iter_blocks(url: str, chunk: int = CHUNK, stream: BinaryIO | None = None) ->
             final = got < want
             if final:
                 del buf[len(carry) + got :]
-            entries, used, error = walker.walk(buf, final)
-            if entries:
-                yield Block(url, buf, entries)
+            keys, views, used, error = walker.walk(buf, final)
+            if keys:
+                yield Block(url, keys, views)
             if error is not None:
                 raise error
             if walker.ended:

