@@ -35,7 +35,7 @@ import numpy as np
 
 from . import _npy
 from ._fields import PRIMITIVE_KINDS, FieldSpec, check_annotations, field_specs
-from .errors import InvalidArgument, SampleDecodeError, UnsupportedFieldType
+from .errors import InvalidArgument, SampleDecodeError
 
 __all__ = [
     "DictSample",
