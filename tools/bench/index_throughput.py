@@ -34,6 +34,7 @@ import redis
 from atdata.index_redis import LocalIndex
 from atdata.local.servers import start_redis
 from atdata.testing.index import FakeDataset
+from _common import result_row, write_rows
 
 REF = "local://schemas/bench.ImageSample@1.0.0"
 
@@ -165,7 +166,7 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=5000, help="operations per throughput round")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds; the best of each side counts")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--json", help="also write result rows (tools/bench/_common.py format) to this file")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, start_redis(tmp) as server:
@@ -186,9 +187,13 @@ def main() -> None:
                 f" {r['entries'] / r['entries_s']:10.0f} {r['entries_rss_growth_mib']:9.1f} MiB"
                 f" {r['all_entries_s']:7.2f} {r['all_entries_rss_growth_mib']:7.1f} MiB"
             )
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"throughput": ops, "scaling": rows}, fh, indent=2)
+    write_rows(args.json, [
+        *(result_row(f"index {r['op']}", r["ours_per_s"], r["baseline_per_s"], "ops/s", size=f"{args.ops} ops",
+                     baseline_name=f"redis-py {r['baseline']}") for r in ops),
+        *(result_row(f"index {mode} (whole index)", r["entries"] / r[f"{mode}_s"], None, "entries/s",
+                     size=f"{r['entries']} entries", peak_rss_mb=r[f"{mode}_rss_growth_mib"])
+          for r in rows for mode in ("entries", "all_entries")),
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":

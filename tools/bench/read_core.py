@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import atdata
+from _common import add_json_flag, result_row, write_rows
 
 READERS = ["webdataset", "ordered/32", "ordered/1", "shuffled/32"]
 PER_SHARD = 5_000
@@ -129,12 +130,14 @@ def main() -> None:
         "--clock", choices=["wall", "cpu"], default="wall",
         help="time samples/s by wall clock, or by the reader's CPU time (steadier on a busy machine)",
     )
+    add_json_flag(parser)
     args = parser.parse_args()
     if args.child:
         child(*args.child, args.epochs, args.clock)
         return
     print(f"# read_core: {os.cpu_count()} CPUs, best of {args.repeat}, {args.epochs} epochs per run, {args.clock} clock")
     print(f"{'workload':9} {'size':>5} {'samples':>8} {'reader':12} {'samples/s':>10} {'vs wds':>7} {'peak RSS':>9}")
+    rows = []
     with tempfile.TemporaryDirectory(prefix="atdata-bench-") as tmp:
         for kind in args.workloads:
             for size in args.sizes:
@@ -152,8 +155,14 @@ def main() -> None:
                         f"{result['rate'] / baseline:>6.2f}x {result['rss_mib']:>7.0f}MiB",
                         flush=True,
                     )
+                    if reader != "webdataset":
+                        rows.append(result_row(
+                            f"read {kind} {reader}", result["rate"], baseline, "samples/s", size=f"{size}x ({n} samples)",
+                            baseline_name="webdataset + msgpack", peak_rss_mb=result["rss_mib"],
+                        ))  # fmt: skip
                 for path in directory.iterdir():
                     path.unlink()
+    write_rows(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+from _common import add_json_flag, result_row, write_rows
 
 MiB = 1 << 20
 
@@ -137,14 +138,16 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help="2 GiB instead of 256 MiB")
     parser.add_argument("--sample-kib", type=int, default=256, help="payload per sample (KiB)")
     parser.add_argument("--per-shard", type=int, default=100, help="samples per shard")
+    parser.add_argument("--mib", type=int, help="dataset size in MiB (overrides --large)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
+    add_json_flag(parser)
     args = parser.parse_args()
     if args.phase:
         given = json.loads(sys.stdin.read())
         ns = argparse.Namespace(**given["args"])
         print(json.dumps(phase(args.phase, ns, given["creds"], given["bucket"], given["urls"])))
         return
-    args.mib = 2048 if args.large else 256
+    args.mib = args.mib or (2048 if args.large else 256)
 
     from atdata.local.servers import start_s3
 
@@ -175,6 +178,16 @@ def main() -> None:
     print(f"write ratio atdata/baseline      {write:.2f}x (target >= 0.8x)")
     print(f"read ratio opener/baseline       {read:.2f}x (target >= 0.9x)")
     print(f"read ratio Dataset.raw/baseline  {dataset:.2f}x (target >= 0.9x)")
+    size = f"{args.mib} MiB"
+    write_rows(args.json, [
+        result_row(f"S3 {op}", mbps(ours), mbps(base), "MB/s", size=size, baseline_name=base_name,
+                   peak_rss_mb=results[ours]["rss_mib"])
+        for op, ours, base, base_name in (
+            ("write: S3DataStore.write_shards", "write-atdata", "write-baseline", "wds TarWriter + boto3 upload"),
+            ("read: s3:// opener + tar walk", "read-atdata-opener", "read-baseline", "boto3 get_object + wds tar walk"),
+            ("read: Dataset.raw_samples", "read-atdata-dataset", "read-baseline", "boto3 get_object + wds tar walk"),
+        )
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":
