@@ -29,6 +29,7 @@ import atdata.store_s3
 from atdata.local.servers import start_s3
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import add_json_flag, result_row, write_rows  # noqa: E402
 from read_core import PER_SHARD, TrainingSample, write  # noqa: E402
 
 BUCKET = "bench"
@@ -38,7 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=40_000)
     parser.add_argument("--repeat", type=int, default=3)
+    add_json_flag(parser)
     args = parser.parse_args()
+    rows = []
     with tempfile.TemporaryDirectory(prefix="atdata-bench-s3-") as tmp:
         data = Path(tmp) / "data"
         (data / BUCKET).mkdir(parents=True)
@@ -86,8 +89,12 @@ def main() -> None:
                     best = max(best, nbytes / (time.perf_counter() - start))
                 baseline = baseline or best
                 print(f"{name:18} {best / 1e6:8.1f} MB/s {best / baseline:6.2f}x", flush=True)
+                if name != "boto3 get_object":
+                    rows.append(result_row(f"S3 read: Dataset {name}", best / 1e6, baseline / 1e6, "MB/s",
+                                           size=f"{args.samples} samples", baseline_name="boto3 get_object (bytes only)"))
         finally:
             server.stop()
+    write_rows(args.json, rows)
 
 
 if __name__ == "__main__":
