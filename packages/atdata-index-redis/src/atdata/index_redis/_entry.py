@@ -8,7 +8,7 @@ from typing import Any
 
 from atdata.cid import generate_cid
 
-__all__ = ["LocalDatasetEntry"]
+__all__ = ["LocalDatasetEntry", "content_cid", "content_json"]
 
 
 @dataclass(frozen=True)
@@ -54,20 +54,28 @@ class LocalDatasetEntry:
         return self.schema_ref
 
     @classmethod
-    def from_values(cls, values: list[Any]) -> LocalDatasetEntry:
-        """Rebuild an entry from its Redis hash fields ``cid, name, schema_ref, data_urls, metadata``."""
-        cid, name, schema_ref, data_urls, metadata = (_text(v) for v in values)
+    def from_values(cls, name: Any, content: Any) -> LocalDatasetEntry:
+        """Rebuild an entry from its stored ``name`` and ``content`` (JSON)."""
+        fields = json.loads(content)
         return cls(
-            name=name,
-            schema_ref=schema_ref,
-            data_urls=json.loads(data_urls),
-            metadata=json.loads(metadata) if metadata else None,
-            cid=cid,
+            name=_text(name),
+            schema_ref=fields["schema_ref"],
+            data_urls=fields["data_urls"],
+            metadata=fields["metadata"],
+            cid=fields["cid"],
         )
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def content_json(cid: str, schema_ref: str, data_urls: list[str], metadata_json: str) -> str:
+    """What the index stores for an entry besides its name: one JSON object, parsed once per read."""
+    return (
+        f'{{"cid": {json.dumps(cid)}, "schema_ref": {json.dumps(schema_ref)}, '
+        f'"data_urls": {json.dumps(data_urls)}, "metadata": {metadata_json}}}'
+    )
 
 
 def content_cid(schema_ref: str, data_urls: list[str]) -> str:

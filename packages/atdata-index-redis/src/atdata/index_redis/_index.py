@@ -9,10 +9,11 @@ streams with SSCAN in batches, never loading the whole index.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from atdata import schema as _schema
@@ -21,7 +22,7 @@ from atdata.protocols import AbstractIndex
 
 from . import _scripts
 from ._connection import ConnectionSpec, translate_errors
-from ._entry import LocalDatasetEntry, content_cid
+from ._entry import LocalDatasetEntry, content_cid, content_json
 from ._scripts import ENTRY_FIELDS
 
 __all__ = ["LocalIndex"]
@@ -174,27 +175,14 @@ class LocalIndex(AbstractIndex):
         if schema_ref is None:
             schema_ref = self._schema_ref_for(dataset)
         else:
-            _schema.parse_schema_ref(schema_ref)
+            _check_schema_ref(schema_ref)
         cid = content_cid(schema_ref, data_urls)
-        stored_metadata = self._run(
-            "ADD",
-            self._key("entry:", cid),
-            cid,
-            name,
-            schema_ref,
-            json.dumps(data_urls),
-            metadata_json,
-            "1" if metadata is not None else "0",
-            _now(),
+        content = content_json(cid, schema_ref, data_urls, metadata_json)
+        stored = self._run(
+            "ADD", self._key("entry:", cid), cid, name, content, "1" if metadata is not None else "0", _now()
         )
         log.debug("indexed %s as %r (%s)", cid, name, schema_ref)
-        return LocalDatasetEntry(
-            name=name,
-            schema_ref=schema_ref,
-            data_urls=data_urls,
-            metadata=json.loads(stored_metadata) if stored_metadata else None,
-            cid=cid,
-        )
+        return LocalDatasetEntry.from_values(name, stored)
 
     def get_entry(self, cid: str) -> LocalDatasetEntry:
         """The entry with this CID.
@@ -205,10 +193,10 @@ class LocalIndex(AbstractIndex):
             No entry has that CID.
         """
         with translate_errors(self._spec):
-            values = self.redis.hmget(self._key("entry:", cid), ENTRY_FIELDS)
-        if values[0] is None:
+            name, content = self.redis.hmget(self._key("entry:", cid), ENTRY_FIELDS)
+        if content is None:
             raise EntryNotFound(f"no entry with CID {cid!r} in {self!r}")
-        return LocalDatasetEntry.from_values(values)
+        return LocalDatasetEntry.from_values(name, content)
 
     def get_entry_by_name(self, name: str) -> LocalDatasetEntry:
         """The newest entry under ``name`` (one round trip: name -> CID -> entry).
@@ -219,9 +207,9 @@ class LocalIndex(AbstractIndex):
             No entry has that name.
         """
         values = self._run("GET_BY_NAME", self._key("name:", name))
-        if not values or values[0] is None:
+        if not values or values[1] is None:
             raise EntryNotFound(f"no entry named {name!r} in {self!r}")
-        return LocalDatasetEntry.from_values(values)
+        return LocalDatasetEntry.from_values(*values)
 
     def get_entry_versions(self, name: str) -> list[LocalDatasetEntry]:
         """Every entry that carries ``name``, newest first.
@@ -233,7 +221,7 @@ class LocalIndex(AbstractIndex):
         """
         with translate_errors(self._spec):
             cids = self.redis.zrevrange(self._key("versions:", name), 0, -1)
-            entries = self._load(_text(c) for c in cids)
+        entries = self._load([_text(c) for c in cids])
         if not entries:
             raise EntryNotFound(f"no entry named {name!r} in {self!r}")
         return entries
@@ -253,7 +241,7 @@ class LocalIndex(AbstractIndex):
         values = self._run("RENAME", self._key("entry:", cid_or_name), cid_or_name, new_name)
         if not values:
             raise EntryNotFound(f"no entry with CID or name {cid_or_name!r} in {self!r}")
-        return LocalDatasetEntry.from_values(values)
+        return LocalDatasetEntry.from_values(*values)
 
     def remove_entry(self, cid_or_name: str) -> None:
         """Delete an entry (by CID, or the newest under a name) and its name mapping.
@@ -286,8 +274,7 @@ class LocalIndex(AbstractIndex):
         while True:
             with translate_errors(self._spec):
                 cursor, cids = self.redis.sscan(key, cursor, count=_SCAN_BATCH)
-                batch = self._load(_text(c) for c in cids)
-            yield from batch
+            yield from self._load([_text(c) for c in cids])
             if int(cursor) == 0:
                 return
 
@@ -299,16 +286,16 @@ class LocalIndex(AbstractIndex):
             seen.setdefault(entry.cid, entry)
         return list(seen.values())
 
-    def _load(self, cids: Iterable[str]) -> list[LocalDatasetEntry]:
-        """Fetch entries in one pipelined round trip; CIDs removed meanwhile are skipped."""
-        pipe = self.redis.pipeline(transaction=False)
-        count = 0
-        for cid in cids:
-            pipe.hmget(self._key("entry:", cid), ENTRY_FIELDS)
-            count += 1
-        if not count:
+    def _load(self, cids: list[str]) -> list[LocalDatasetEntry]:
+        """Fetch entries with one command; CIDs removed meanwhile are skipped."""
+        if not cids:
             return []
-        return [LocalDatasetEntry.from_values(values) for values in pipe.execute() if values[0] is not None]
+        flat = self._run("FETCH", self._key("entries"), *cids)
+        return [
+            LocalDatasetEntry.from_values(name, content)
+            for name, content in zip(flat[::2], flat[1::2])
+            if content is not None
+        ]
 
     # -- schemas ----------------------------------------------------------------------
 
@@ -481,6 +468,19 @@ def _metadata_json(metadata: Any) -> str:
         return json.dumps(metadata, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"metadata must be JSON-serialisable (str keys, plain values): {exc}") from exc
+
+
+def _check_schema_ref(ref: Any) -> None:
+    if isinstance(ref, str):
+        _check_str_schema_ref(ref)
+    else:
+        _schema.parse_schema_ref(ref)  # raises InvalidSchemaRef naming the value
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_str_schema_ref(ref: str) -> None:
+    """Validate a ref once: bulk adds repeat the same few refs thousands of times."""
+    _schema.parse_schema_ref(ref)
 
 
 def _check_version(version: Any) -> None:
