@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -39,7 +39,7 @@ from _common import result_row, write_rows
 REF = "local://schemas/bench.ImageSample@1.0.0"
 
 
-def entry_fields(i: int) -> dict[str, str]:
+def entry_fields(i: int) -> dict[Any, Any]:
     """The fields a hand-rolled index would store for entry ``i`` (what the baseline writes)."""
     return {
         "cid": "bafyrei" + f"{i:052d}",
@@ -81,7 +81,7 @@ def throughput(url: str, ops: int, repeat: int) -> list[dict[str, Any]]:
 
         def raw_get() -> None:
             for i in range(ops):
-                json.loads(client.get(f"{raw}json:{i}"))
+                json.loads(cast(bytes, client.get(f"{raw}json:{i}")))
 
         def our_get() -> None:
             for i in range(ops):

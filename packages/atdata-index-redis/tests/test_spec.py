@@ -6,6 +6,7 @@ Runs on fakeredis; the conformance suite repeats the same behaviour on real serv
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import fakeredis
 import numpy as np
@@ -16,7 +17,7 @@ import atdata
 from atdata.index_redis import LocalDatasetEntry, LocalIndex
 
 
-def _image_sample() -> type:
+def _image_sample() -> Any:
     # Declared in a module named "mymodule", as the spec's refs say.
     cls = type("ImageSample", (), {"__annotations__": {"image": NDArray, "label": str}, "__module__": "mymodule"})
     return atdata.packable(cls)
@@ -30,7 +31,7 @@ def index() -> LocalIndex:
 @pytest.mark.fake
 def test_spec_local_index_and_schema_storage(index: LocalIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    ImageSample = _image_sample()
+    ImageSample: Any = _image_sample()
     samples = [ImageSample(image=np.full((2, 3), i, dtype=np.uint8), label=f"l{i}") for i in range(20)]
     shards = atdata.write_samples(samples, "data-%06d.tar", maxcount=2)
     assert len(shards) == 10
@@ -66,7 +67,7 @@ def test_spec_local_index_and_schema_storage(index: LocalIndex, tmp_path: Path, 
     assert schema["description"] == "Image with label annotation" and schema["createdAt"]
     assert [f"{s['name']}@{s['version']}" for s in index.list_schemas()] == ["ImageSample@1.0.0"]
 
-    SampleType = index.decode_schema(schema_ref)
+    SampleType: Any = index.decode_schema(schema_ref)
     read = atdata.Dataset[SampleType](entry.data_urls[0])
     back = [s for batch in read.ordered(batch_size=4) for s in batch]
     assert [s.label for s in back] == [s.label for s in samples]
@@ -75,7 +76,7 @@ def test_spec_local_index_and_schema_storage(index: LocalIndex, tmp_path: Path, 
 
 @pytest.mark.fake
 def test_add_entry_derives_schema_from_dataset(index: LocalIndex) -> None:
-    ImageSample = _image_sample()
+    ImageSample: Any = _image_sample()
     entry = index.add_entry(atdata.Dataset[ImageSample]("data-{000000..000009}.tar"), name="derived")
     assert entry.schema_ref == "local://schemas/mymodule.ImageSample@1.0.0"
     assert index.get_schema(entry.schema_ref)["name"] == "ImageSample"

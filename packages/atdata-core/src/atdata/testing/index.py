@@ -310,7 +310,7 @@ class IndexConformance:
     def test_stateful_against_a_model(self, index_factory: Callable[[], AbstractIndex]) -> None:
         """Random add/remove/rename/publish sequences; the index always matches a model."""
         run_state_machine_as_test(
-            lambda: _IndexMachine(index_factory()),
+            lambda: _IndexMachine(index_factory()),  # type: ignore[arg-type]  # any factory works
             settings=settings(max_examples=15, stateful_step_count=25, deadline=None),
         )
 
@@ -361,15 +361,15 @@ class IndexConformance:
     def test_decode_schema_gives_a_usable_cached_class(self, index: AbstractIndex) -> None:
         import numpy as np
 
-        original = make_sample_type("Decodable", {"features": atdata_ndarray(), "label": int, "note": str})
+        original: Any = make_sample_type("Decodable", {"features": atdata_ndarray(), "label": int, "note": str})
         ref = index.publish_schema(original, version="2.0.0")
-        decoded = index.decode_schema(ref)
-        assert index.decode_schema(ref) is decoded
+        decoded: Any = index.decode_schema(ref)  # a generated sample class
         sample = original(features=np.arange(4, dtype=np.float32), label=3, note="hi")
         back = decoded.from_bytes(sample.packed)
         assert back.label == 3 and back.note == "hi"
         np.testing.assert_array_equal(back.features, sample.features)
         assert original.from_bytes(back.packed).label == 3
+        assert index.decode_schema(ref) is decoded  # cached per ref
 
     @settings(suppress_health_check=_SHARED_BODY, max_examples=15)
     @given(

@@ -104,6 +104,7 @@ class ConnectionSpec:
             parts = urlsplit(self.url)
             if parts.scheme == "unix":
                 return parts.path
+            port: int | str
             try:
                 port = parts.port or 6379
             except ValueError:

@@ -279,7 +279,7 @@ class LocalIndex(AbstractIndex):
                 return
 
     @property
-    def all_entries(self) -> list[LocalDatasetEntry]:
+    def all_entries(self) -> list[LocalDatasetEntry]:  # type: ignore[override]  # list is invariant
         """Every entry as a list (prefer ``entries`` for large indexes)."""
         seen: dict[str, LocalDatasetEntry] = {}
         for entry in self._iter_entries():  # SSCAN may repeat an element during a rehash
