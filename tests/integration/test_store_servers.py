@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from numpy.typing import NDArray
 
@@ -42,8 +43,41 @@ def fresh_store(server: S3Server, **options: Any) -> Iterator[S3DataStore]:
         pass
 
 
+class _RawBody:
+    """The urllib3-like body botocore reads an injected response from."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+class HttpFaults:
+    """Faults injected at the HTTP layer, which only servers over the wire have."""
+
+    def test_throttling_is_retried(self, store: S3DataStore) -> None:
+        sent = [0]
+
+        def slow_down(**_: Any) -> AWSResponse | None:
+            sent[0] += 1
+            if sent[0] > 2:
+                return None  # send for real
+            return AWSResponse("", 503, {}, _RawBody(b"<Error><Code>SlowDown</Code><Message>x</Message></Error>"))
+
+        events = store.client.meta.events
+        events.register("before-send.s3.UploadPart", slow_down, unique_id="atdata-slow-down")
+        try:
+            urls = store.write_shards(make_raw_samples(8, payload_size=1 << 20), prefix="retried")
+        finally:
+            events.unregister("before-send.s3.UploadPart", unique_id="atdata-slow-down")
+        assert sent[0] > 2  # two throttled attempts, then real sends
+        members, _ = S3StoreConformance().read_shard(store, urls[0])
+        assert members == make_raw_samples(8, payload_size=1 << 20)
+
+
 @pytest.mark.real
-class TestStoreOnRclone(S3StoreConformance):
+class TestStoreOnRclone(HttpFaults, S3StoreConformance):
     @pytest.fixture
     def store(self, s3_server: S3Server) -> Iterator[S3DataStore]:
         yield from fresh_store(s3_server)
@@ -79,7 +113,7 @@ class TestStoreOnRclone(S3StoreConformance):
 
 
 @pytest.mark.real
-class TestStoreOnMotoServer(S3StoreConformance):
+class TestStoreOnMotoServer(HttpFaults, S3StoreConformance):
     @pytest.fixture
     def store(self, moto_s3_server: S3Server) -> Iterator[S3DataStore]:
         yield from fresh_store(moto_s3_server)

@@ -75,3 +75,11 @@ def test_environment_when_nothing_configured(clean_registry: None, monkeypatch: 
     reading._stores.clear()
     monkeypatch.setenv("AWS_ENDPOINT", "http://127.0.0.1:4567")
     assert reading._settings_for("any")[0].endpoint_url == "http://127.0.0.1:4567"
+
+
+def test_one_client_per_store_and_environment(clean_registry: None) -> None:
+    store = S3DataStore(CREDS, "one-client")
+    assert store.client is store.client
+    reading._configured.clear()
+    reading._stores.clear()
+    assert reading._settings_for("x") == reading._settings_for("y")

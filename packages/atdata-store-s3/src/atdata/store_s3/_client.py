@@ -22,7 +22,7 @@ from ._credentials import S3Credentials
 __all__ = ["client_for", "default_config", "make_config", "parse_s3_url"]
 
 _lock = threading.Lock()
-_clients: dict[tuple[S3Credentials, str], Any] = {}
+_clients: dict[tuple[S3Credentials, int], tuple[Config, Any]] = {}
 _pid = os.getpid()
 
 
@@ -62,23 +62,24 @@ def default_config(endpoint_url: str | None, max_pool_connections: int) -> Confi
     return Config(**options)
 
 
-def _config_key(config: Config) -> str:
-    return repr(sorted(config._user_provided_options.items(), key=lambda kv: kv[0]))
-
-
 def client_for(credentials: S3Credentials, config: Config) -> Any:
-    """The S3 client for these settings in this process (thread-safe, cached)."""
+    """The S3 client for these settings in this process (thread-safe, cached).
+
+    Cached by the identity of ``config`` (kept alive by the cache, so an id is never
+    reused): botocore updates a Config's options while building a client, so its
+    contents make no stable key.
+    """
     global _pid
-    key = (credentials, _config_key(config))
+    key = (credentials, id(config))
     with _lock:
         if os.getpid() != _pid:  # forked: the parent's connections are not ours
             _clients.clear()
             _pid = os.getpid()
-        client = _clients.get(key)
-        if client is None:
+        cached = _clients.get(key)
+        if cached is None:
             session = boto3.session.Session()
-            client = _clients[key] = session.client("s3", config=config, **credentials.client_kwargs())
-        return client
+            cached = _clients[key] = (config, session.client("s3", config=config, **credentials.client_kwargs()))
+        return cached[1]
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:

@@ -32,6 +32,7 @@ _POOL = 16
 _lock = threading.Lock()
 _configured: dict[str | None, tuple[S3Credentials, Config]] = {}
 _stores: dict[str, tuple[S3Credentials, Config]] = {}
+_environment: dict[S3Credentials, Config] = {}
 
 
 def configure(
@@ -65,7 +66,9 @@ def _settings_for(bucket: str) -> tuple[S3Credentials, Config]:
     if found is not None:
         return found
     environment = load_credentials(None)
-    return environment, make_config(environment.endpoint_url, _POOL, None)
+    with _lock:  # one Config (so one cached client) per distinct environment
+        config = _environment.setdefault(environment, make_config(environment.endpoint_url, _POOL, None))
+    return environment, config
 
 
 class _ObjectStream(io.RawIOBase):
