@@ -180,3 +180,18 @@ def test_member_larger_than_the_read_size(tmp_path: Path) -> None:
     big = bytes(range(256)) * 40
     write_wds(path, [{"__key__": "big", "msgpack": big}, {"__key__": "small", "msgpack": b"x"}])
     assert ours(str(path), chunk=1024) == [("big", big), ("small", b"x")]
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT])
+def test_vectorised_fast_path_hands_over_to_the_general_walk(tmp_path: Path, fmt: int) -> None:
+    samples: list[dict[str, bytes | str]] = [{"__key__": f"{i:04d}", "msgpack": b"x" * 700} for i in range(20)]
+    samples += [{"__key__": f"v{i:04d}", "msgpack": b"y" * (100 * i)} for i in range(10)]  # sizes vary
+    samples += [{"__key__": "mid", "msgpack": b"m", "txt": b"t"}]  # a second member
+    samples += [{"__key__": "dir.with.dots/" + "k" * 90, "msgpack": b"long"}]
+    samples += [{"__key__": f"{i:04d}b", "msgpack": b"z" * 700} for i in range(20)]
+    path = tmp_path / "mixed.tar"
+    write_wds(path, samples, fmt)
+    expected = reference(path)
+    assert len(expected) == 52
+    assert ours(str(path)) == expected
+    assert ours(str(path), chunk=4096) == expected  # runs split across reads

@@ -97,61 +97,65 @@ def _stacked(values: list[Any]) -> np.ndarray | list[Any]:
 def _compile(specs: tuple[FieldSpec, ...]) -> Callable[[Sequence[Buffer]], dict[str, Any] | None]:
     """Generate the fast batch loop for ``specs``; it returns None to ask for the slow path.
 
-    Small array payloads are collected and joined once at the end; payloads of
-    :data:`_BIG` bytes or more are copied straight into the output array as they come.
+    Per sample: one unpack, one subscript per field, one append per field, and for an
+    NDArray field a length and header-prefix comparison. Scalar types are checked per
+    column after the loop (``set(map(type, column))`` runs in C). Any exception (a
+    missing field, a value of the wrong kind) also means "slow path". Small array
+    payloads are joined once at the end; payloads of :data:`_BIG` bytes or more are
+    copied straight into the output array as they come.
     """
     env: dict[str, Any] = {
         "_unpackb": msgpack.unpackb,
         "_dict": dict,
-        "_bytes": bytes,
-        "_list": list,
         "_mv": memoryview,
-        "_M": _MISSING,
         "_BIG": _BIG,
         "_first": _first_array,
         "_out": _output_array,
         "_stack": _stack_payloads,
+        "_types": _column_types,
     }
     loop: list[str] = []
     setup: list[str] = ["    n = len(views)"]
+    checks: list[str] = []
     result: list[str] = []
     for i, spec in enumerate(specs):
         name = repr(spec.name)
-        setup.append(f"    c{i} = []")
-        loop.append(f"        v = get({name}, _M)")
+        setup += [f"    c{i} = []", f"    a{i} = c{i}.append"]
         if spec.kind == "ndarray":
             env[f"_spec{i}"] = spec
             setup += [f"    h{i} = None", f"    o{i} = w{i} = None"]
             loop += [
-                "        if v.__class__ is not _bytes: return None",
-                f"        if h{i} is None:",
-                f"            h{i} = _first(v, _spec{i})",
-                f"            if h{i} is None: return None",
-                f"            hb{i}, n{i}, hl{i}, p{i} = h{i}[0], h{i}[1], h{i}[2].offset, h{i}[2].nbytes",
-                f"            if p{i} >= _BIG: o{i}, w{i} = _out(n, h{i}[2])",
-                f"        elif len(v) != n{i} or not v.startswith(hb{i}): return None",
-                f"        if w{i} is None: c{i}.append(v)",
-                f"        else: w{i}[j * p{i}:(j + 1) * p{i}] = _mv(v)[hl{i}:]",
+                f"            v = d[{name}]",
+                f"            if h{i} is None:",
+                f"                h{i} = _first(v, _spec{i})",
+                f"                if h{i} is None: return None",
+                f"                hb{i}, n{i}, hl{i}, p{i} = h{i}[0], h{i}[1], h{i}[2].offset, h{i}[2].nbytes",
+                f"                if p{i} >= _BIG: o{i}, w{i} = _out(n, h{i}[2])",
+                f"            elif len(v) != n{i} or not v.startswith(hb{i}): return None",
+                f"            if w{i} is None: a{i}(v)",
+                f"            else: w{i}[j * p{i}:(j + 1) * p{i}] = _mv(v)[hl{i}:]",
             ]
             result.append(f"{name}: o{i} if o{i} is not None else _stack(c{i}, h{i}, n)")
             continue
-        py = {"list": "_list", "dict": "_dict"}.get(spec.kind) or f"_{spec.kind}"
-        env[py] = {"list": list, "dict": dict}.get(spec.kind) or PRIMITIVE_KINDS[spec.kind]
-        loop.append(f"        if v.__class__ is not {py}: return None")
+        env[f"_t{i}"] = {"list": list, "dict": dict}.get(spec.kind) or PRIMITIVE_KINDS[spec.kind]
+        loop.append(f"            a{i}(d[{name}])")
+        checks.append(f"    if _types(c{i}) != {{_t{i}}}: return None")
         if spec.items is not None:
             env[f"_item{i}"] = PRIMITIVE_KINDS[spec.items.kind]
-            loop.append(f"        for x in v:\n            if x.__class__ is not _item{i}: return None")
-        loop.append(f"        c{i}.append(v)")
+            checks.append(f"    for x in c{i}:\n        if x and _types(x) != {{_item{i}}}: return None")
         result.append(f"{name}: c{i}")
     source = "\n".join(
         [
             "def assemble(views):",
             *setup,
-            "    for j, m in enumerate(views):",
-            "        d = _unpackb(m)",
-            "        if d.__class__ is not _dict: return None",
-            "        get = d.get",
+            "    try:",
+            "        for j, m in enumerate(views):",
+            "            d = _unpackb(m)",
+            "            if d.__class__ is not _dict: return None",
             *loop,
+            "    except Exception:",
+            "        return None",
+            *checks,
             f"    return {{{', '.join(result)}}}",
         ]
     )
@@ -159,8 +163,14 @@ def _compile(specs: tuple[FieldSpec, ...]) -> Callable[[Sequence[Buffer]], dict[
     return env["assemble"]
 
 
+def _column_types(column: list[Any]) -> set[type]:
+    return set(map(type, column))
+
+
 def _first_array(value: bytes, spec: FieldSpec) -> tuple[bytes, int, _npy.NpyHeader] | None:
     """Header bytes, buffer length and parsed header of a batch's first array, if stackable."""
+    if value.__class__ is not bytes:
+        return None
     try:
         header = _npy.parse_header(value)
     except SampleDecodeError:

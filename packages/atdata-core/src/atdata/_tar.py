@@ -135,10 +135,18 @@ class ShardWalker:
         suffixes_now = self._suffixes if isinstance(self._suffixes, str) else set(self._suffixes)
         before = (self._key, suffixes_now, self.last_member, dict(self._global_pax))
         key_now, suffixes, last = self._key, self._suffixes, self.last_member
+        fast_headers = None
         if self._offset == 0 and buf[:2] == b"\x1f\x8b":
             error = self._error(0, "is gzip-compressed; atdata reads plain (uncompressed) tar shards")
             end = 0
             final = False
+        elif not self._global_pax:
+            found = _fast_prefix(buf, key_now)
+            if found is not None:
+                pos, fast_headers, fast_keys, starts, sizes = found
+                keys += fast_keys
+                views += [data[a : a + n] for a, n in zip(starts, sizes)]
+                key_now, suffixes, last = fast_keys[-1], "msgpack", fast_keys[-1] + ".msgpack"
         # The loop is one function on purpose: a call per member costs as much as the rest.
         while True:
             unit = pos
@@ -248,6 +256,8 @@ class ShardWalker:
                 error = self._error(pos, f"has a corrupt tar header ({exc})")
                 break
         self._key, self._suffixes, self.last_member = key_now, suffixes, last
+        if fast_headers is not None:
+            headers = [*fast_headers.tolist(), *headers]
         bad = _first_bad_checksum(buf, headers) if verify else None
         if bad is not None:
             # Rare: walk again up to the bad header for the samples and member before it.
@@ -444,3 +454,107 @@ def _checksum_ok(header: bytes) -> bool:
     unsigned = sum(blanked)
     signed = unsigned - 2 * sum(b for b in blanked if b > 127)
     return stored in (unsigned, signed)
+
+
+# --- vectorised fast path ---------------------------------------------------------------
+
+_SIZE_WEIGHTS = 8 ** np.arange(10, -1, -1, dtype=np.int64)
+_MTIME = np.frombuffer(b" mtime=", np.uint8)
+_SUFFIX = np.frombuffer(b".msgpack", np.uint8)
+
+
+def _fast_prefix(
+    buf: bytes | bytearray, previous_key: str | None
+) -> tuple[int, np.ndarray, list[str], list[int], list[int]] | None:
+    """The leading run of ``buf`` in the layout WebDataset's writer produces, parsed at once.
+
+    Handles members ``<key>.msgpack`` (regular, one dot, ASCII name, no ustar prefix),
+    each optionally preceded by a PAX header holding only an ``mtime`` record, and
+    stops before the first member that is anything else; :meth:`ShardWalker.walk` goes
+    on from there with the general parser, so the result is the same as walking every
+    member one by one. Header fields are decoded for every block with NumPy; Python
+    only follows the chain of header offsets.
+
+    Returns
+    -------
+    (consumed, header offsets, keys, data starts, data sizes), or None if the run is empty.
+    """
+    nblk = len(buf) // _BLOCK
+    if nblk < 2:
+        return None
+    a = np.frombuffer(buf, np.uint8, count=nblk * _BLOCK).reshape(nblk, _BLOCK)
+    typ = a[:, 156]
+    # Only blocks typed '0' or 'x' can start a unit here; decode their fields alone.
+    cand = np.flatnonzero((typ == 48) | (typ == 120))
+    digits = a[cand, 124:135].astype(np.int64) - 48
+    cand_size = digits @ _SIZE_WEIGHTS
+    sized = ((digits >= 0) & (digits <= 7)).all(axis=1) & (a[cand, 135] == 0)
+    size = np.zeros(nblk, dtype=np.int64)
+    size[cand] = cand_size
+    nxt = np.full(nblk, nblk + 1, dtype=np.int64)
+    nxt[cand] = np.where(sized, cand + 1 + (cand_size + 511) // _BLOCK, nblk + 1)
+    member = (typ == 48) & (a[:, 345] == 0) & (nxt <= nblk)
+    # A PAX header whose data is exactly one record "NN mtime=...\n" of NN == size bytes.
+    pax = (typ == 120) & (size >= 10) & (size <= 99) & (nxt < nblk)
+    p = np.flatnonzero(pax)
+    body = a[p + 1, :9]
+    pax[p] = (
+        ((body[:, 0] - 48) * 10 + (body[:, 1] - 48) == size[p])
+        & (body[:, 0] >= 49) & (body[:, 0] <= 57) & (body[:, 1] >= 48) & (body[:, 1] <= 57)
+        & (body[:, 2:9] == _MTIME).all(axis=1)
+    )
+    # Each unit (optional PAX header, then the member) starting at block b: its member's
+    # header block and the block after it.
+    head = np.where(pax, np.minimum(nxt, nblk - 1), np.arange(nblk))
+    nxt = np.minimum(nxt, nblk)
+    unit_ok = member[head] & (pax | (typ == 48))
+    unit_next = nxt[head]
+    # Samples of one fixed size (fixed-shape arrays) put units at a constant stride:
+    # check that chain for every unit at once, and follow the rest one unit at a time.
+    fixed = np.zeros(0, dtype=np.int64)
+    b = 0
+    if unit_ok[0]:
+        stride = int(unit_next[0])
+        starts = np.arange(0, nblk, stride)
+        good = unit_ok[starts] & (unit_next[starts] == starts + stride)
+        run = int(np.argmin(good)) if not good.all() else len(starts)
+        fixed = head[starts[:run]]
+        b = run * stride
+    mains: list[int] = []
+    if b < nblk:
+        ok_l, head_l, next_l = unit_ok.tolist(), head.tolist(), unit_next.tolist()
+        while ok_l[b]:
+            mains.append(head_l[b])
+            b = next_l[b]
+            if b >= nblk:
+                break
+    idx = np.concatenate([fixed, np.asarray(mains, dtype=np.int64)]) if mains else fixed
+    if not len(idx):
+        return None
+    names = a[idx, :100]
+    length = np.argmin(names, axis=1)  # index of the first NUL (0 if none, which fails below)
+    rows = np.arange(len(idx))
+    tail = length[:, None] - 8 + np.arange(8)
+    ok = (
+        (length > 8)
+        & (np.count_nonzero(names, axis=1) == length)  # nothing after the first NUL
+        & (names < 128).all(axis=1)
+        & ((names == 46).sum(axis=1) == 1)  # the only dot is the suffix's
+        & ((names[:, 0] != 95) | (names[:, 1] != 95))  # not __meta__
+    )
+    ok &= (names[rows[:, None], np.maximum(tail, 0)] == _SUFFIX).all(axis=1)
+    ok &= names[rows, np.maximum(length - 9, 0)] != 47  # the key's last component is not empty
+    if len(idx) > 1:
+        ok[1:] &= (names[1:] != names[:-1]).any(axis=1)  # each member is a new sample
+    bad = np.flatnonzero(~ok)
+    count = int(bad[0]) if len(bad) else len(idx)
+    if count == 0:
+        return None
+    idx, names, length = idx[:count], names[:count].copy(), length[:count]
+    names[rows[:count, None], np.maximum(length[:, None] - 8 + np.arange(8), 0)] = 0  # drop ".msgpack"
+    keys = names.view("S100").ravel().astype("U100").tolist()
+    if keys[0] == previous_key:
+        return None
+    consumed = int(nxt[idx[-1]]) * _BLOCK
+    starts = ((idx + 1) * _BLOCK).tolist()
+    return consumed, idx * _BLOCK, keys, starts, size[idx].tolist()
