@@ -32,6 +32,8 @@ from hypothesis import HealthCheck, settings
 from atdata.local._process import http_ready, spawn
 from atdata.local.servers import RedisServer, S3Server, start_redis, start_s3
 
+pytest_plugins = ["pytester"]  # tests/test_server_fixtures.py runs this conftest in a sandbox
+
 # Deadlines off in both: on a shared 2-core machine a slow example is noise, not a bug.
 # differing_executors: the conformance suites (STYLE.md) run one @given method from a
 # fake and a real-server subclass by design; each subclass draws its own examples.

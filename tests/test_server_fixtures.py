@@ -91,3 +91,20 @@ def test_hypothesis_profiles(request: pytest.FixtureRequest) -> None:
     chosen = request.config.getoption("hypothesis_profile") or "ci"
     assert settings().max_examples == settings.get_profile(chosen).max_examples
     assert settings.get_profile("thorough").max_examples > settings.get_profile("ci").max_examples
+
+
+def test_a_server_that_cannot_start_errors_never_skips(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Missing infrastructure must be loud: each test on the server errors, with the cause."""
+    monkeypatch.setenv("ATDATA_TEST_REDIS_SERVER", str(tmp_path / "no-such-redis-server"))
+    pytester.makeconftest((Path(__file__).resolve().parents[1] / "conftest.py").read_text())
+    pytester.makepyfile(
+        test_needs_redis="""
+        def test_one(redis_server): pass
+        def test_two(redis_server): pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*LocalServerError: cannot run no-such-redis-server*"])
