@@ -132,3 +132,17 @@ def test_refused_credentials_are_index_connection_errors(redis_server: Any) -> N
             limited.add_entry(FakeDataset("a.tar"), name="a", schema_ref=REF)
     finally:
         admin.acl_deluser(user)
+
+
+@pytest.mark.real
+def test_unreachable_cluster_is_index_connection_error(redis_cluster_server: Any) -> None:
+    """A pickled cluster index whose startup node is gone fails with our error, not redis-py's."""
+    from atdata.local._process import free_port
+
+    index = LocalIndex(redis=RedisCluster(host=redis_cluster_server.host, port=redis_cluster_server.port))
+    state = index.__getstate__()
+    state["spec"] = type(state["spec"])(kwargs={**state["spec"].kwargs, "port": free_port()}, cluster=True)
+    gone = LocalIndex.__new__(LocalIndex)
+    gone.__setstate__(state)
+    with pytest.raises(IndexConnectionError, match="127.0.0.1"):
+        gone.get_entry_by_name("x")

@@ -145,6 +145,11 @@ def translate_errors(spec: ConnectionSpec) -> Iterator[None]:
         ) from exc
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         raise IndexConnectionError(f"cannot reach Redis at {spec.endpoint} ({_reason(exc)}); {_START_HINT}") from exc
+    except (redis.exceptions.RedisClusterException, redis.exceptions.ClusterError) as exc:
+        # Startup nodes unreachable, slots not covered, cluster down: nothing the index can fix.
+        raise IndexConnectionError(
+            f"Redis Cluster at {spec.endpoint} is unavailable ({_reason(exc)}); check the cluster is up"
+        ) from exc
     except redis.exceptions.NoPermissionError as exc:
         raise IndexConnectionError(
             f"Redis at {spec.endpoint} refused a command for this user (NOPERM: {_reason(exc)}); "

@@ -109,7 +109,8 @@ class LocalIndex(AbstractIndex):
     def redis(self) -> Any:
         """The redis-py client of this process (built on first use)."""
         if self._client is None:
-            self._client = self._spec.connect()
+            with translate_errors(self._spec):  # a cluster client connects right away
+                self._client = self._spec.connect()
         return self._client
 
     def __getstate__(self) -> dict[str, Any]:
@@ -128,9 +129,9 @@ class LocalIndex(AbstractIndex):
 
     def _run(self, name: str, key: str, *args: Any) -> Any:
         script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = self.redis.register_script(getattr(_scripts, name))
         with translate_errors(self._spec):
+            if script is None:
+                script = self._scripts[name] = self.redis.register_script(getattr(_scripts, name))
             return script(keys=[key], args=[self._base, *args])
 
     # -- entries ----------------------------------------------------------------------
