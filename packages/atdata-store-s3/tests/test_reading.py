@@ -21,9 +21,12 @@ def store() -> Iterator[S3DataStore]:
         yield S3DataStore(CREDS, f"read-{uuid.uuid4().hex[:12]}")
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def clean_registry() -> Iterator[None]:
+    """Each test starts with no configure()d or remembered settings, and leaves none."""
     saved = dict(reading._configured), dict(reading._stores)
+    reading._configured.clear()
+    reading._stores.clear()
     yield
     reading._configured.clear()
     reading._configured.update(saved[0])
@@ -57,7 +60,7 @@ def test_bad_urls(url: str) -> None:
         read_url(url)
 
 
-def test_credential_precedence(clean_registry: None) -> None:
+def test_credential_precedence() -> None:
     def creds(name: str) -> dict[str, str]:
         return {"AWS_ACCESS_KEY_ID": name, "AWS_SECRET_ACCESS_KEY": "s"}
 
@@ -70,16 +73,12 @@ def test_credential_precedence(clean_registry: None) -> None:
     assert reading._settings_for("b1")[0].access_key_id == "explicit"
 
 
-def test_environment_when_nothing_configured(clean_registry: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    reading._configured.clear()
-    reading._stores.clear()
+def test_environment_when_nothing_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT", "http://127.0.0.1:4567")
     assert reading._settings_for("any")[0].endpoint_url == "http://127.0.0.1:4567"
 
 
-def test_one_client_per_store_and_environment(clean_registry: None) -> None:
+def test_one_client_per_store_and_environment() -> None:
     store = S3DataStore(CREDS, "one-client")
     assert store.client is store.client
-    reading._configured.clear()
-    reading._stores.clear()
     assert reading._settings_for("x") == reading._settings_for("y")
