@@ -22,6 +22,10 @@ import hashlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
+
+import numpy as np
 
 from ._prefetch import Prefetcher
 from ._tar import Block, iter_blocks
@@ -142,34 +146,35 @@ def _run_of(block: Block) -> Run:
 
 
 def _shuffled(plan: Plan, pool: int, urls: list[str], prefetcher: Prefetcher | None) -> Iterator[Run]:
-    """A buffer shuffle (as WebDataset's) over the pool's shards read one after another.
+    """A buffer shuffle over the pool's shards, read one after another.
 
-    The buffer holds copies of the samples (not views), so it never pins whole shard
-    buffers in memory: memory stays at ``buffer_size`` samples.
+    Samples collect in a buffer; each time it holds ``2 * buffer_size`` samples they are
+    permuted (one NumPy permutation) and the first ``buffer_size`` leave. Cycles are
+    counted in samples, never in read blocks, so the order depends only on the seed, the
+    epoch, the pool and the shards' contents. The buffer holds copies of the samples (not
+    views), so it never pins whole read blocks: memory stays near ``2 * buffer_size``
+    samples.
     """
-    rng = random.Random(derive_seed(plan.seed, plan.epoch, pool))
+    rng = np.random.Generator(np.random.PCG64(derive_seed(plan.seed, plan.epoch, pool)))
     size = plan.buffer_size
     buffer: list[Item] = []
-    out: list[Item] = []
-    draw = rng.random
     for url in urls:
         for block in _blocks(url, prefetcher):
-            for key, view in zip(block.keys, block.views):
-                item = (key, bytes(view), url)
-                if len(buffer) < size:
-                    buffer.append(item)
-                    continue
-                j = int(draw() * size)
-                out.append(buffer[j])
-                buffer[j] = item
-            if len(out) >= _RUN:
-                yield _run_of_items(out)
-                out = []
-    rng.shuffle(buffer)
-    out += buffer
-    for i in range(0, len(out), _RUN):
-        yield _run_of_items(out[i : i + _RUN])
+            buffer += zip(block.keys, map(bytes, block.views), repeat(url))
+            while len(buffer) >= 2 * size:
+                mixed = _permuted(buffer[: 2 * size], rng)
+                yield from _runs(mixed[:size])
+                buffer = mixed[size:] + buffer[2 * size :]
+    yield from _runs(_permuted(buffer, rng))
 
 
-def _run_of_items(items: list[Item]) -> Run:
-    return Run([i[0] for i in items], [i[1] for i in items], [i[2] for i in items])
+def _permuted(items: list[Item], rng: np.random.Generator) -> list[Item]:
+    if len(items) < 2:
+        return list(items)
+    return list(itemgetter(*rng.permutation(len(items)).tolist())(items))
+
+
+def _runs(items: list[Item]) -> Iterator[Run]:
+    for i in range(0, len(items), _RUN):
+        keys, views, urls = map(list, zip(*items[i : i + _RUN]))
+        yield Run(keys, views, urls)
