@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import threading
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -124,6 +126,29 @@ def test_port_taken_by_another_program_is_one_line_error(
     assert code == 1
     assert err.count("\n") == 1 and err.startswith("atdata: error: ")
     assert f"port {port}" in err and "--redis-port" in err
+
+
+def test_a_web_server_on_the_s3_port_is_not_taken_for_s3(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        port = web.server_address[1]
+        code, _, err = run(capsys, "local", "up", "--redis-port", str(free_port()), "--s3-port", str(port))
+    finally:
+        web.shutdown()
+        web.server_close()
+    assert code == 1 and f"port {port}" in err and "does not speak the S3 protocol" in err
+
+
+def test_an_s3_server_already_on_the_port_is_adopted(
+    home: Path, moto_s3_server: servers.S3Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, entries, _ = run(
+        capsys, "local", "up", "--json", "--redis-port", str(free_port()), "--s3-port", str(moto_s3_server.port)
+    )
+    assert code == 0
+    s3_entry = entries[1]
+    assert s3_entry["running"] and not s3_entry["managed"] and s3_entry["url"] == moto_s3_server.endpoint_url
 
 
 def test_debug_shows_the_traceback(home: Path) -> None:

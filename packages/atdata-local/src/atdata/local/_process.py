@@ -29,6 +29,7 @@ __all__ = [
     "ServerProcess",
     "free_port",
     "http_answers",
+    "http_get_root",
     "http_ready",
     "pid_alive",
     "pid_runs",
@@ -64,21 +65,25 @@ def port_in_use(port: int, host: str = LOCALHOST) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def http_get_root(port: int, host: str = LOCALHOST, timeout: float = 1.0) -> bytes | None:
+    """Body of an unsigned ``GET /`` on ``host:port`` (any status), or None if no HTTP server answers."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().read(64 * 1024)
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
 def http_answers(port: int, host: str = LOCALHOST, timeout: float = 1.0) -> bool:
     """Whether an HTTP server answers on ``host:port`` (any status counts).
 
     S3 servers answer an unsigned ``GET /`` with 400 or 403: that still proves the
     server is up and speaks HTTP, which is all readiness needs.
     """
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", "/")
-        conn.getresponse().read()
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-    return True
+    return http_get_root(port, host, timeout) is not None
 
 
 def http_ready(proc: ServerProcess) -> bool:

@@ -41,7 +41,7 @@ from ._process import (
     LOCALHOST,
     ServerProcess,
     free_port,
-    http_answers,
+    http_get_root,
     http_ready,
     pid_runs,
     port_in_use,
@@ -480,6 +480,7 @@ class ServerStatus:
 
 
 _PROGRAMS = {"redis": "valkey-server", "s3": "rclone"}
+_PROTOCOLS = {"redis": "Redis", "s3": "S3"}
 
 
 def _resolve_home(data_dir: str | os.PathLike[str] | None) -> Path:
@@ -505,9 +506,16 @@ def _write_state(home: Path, state: dict[str, dict[str, Any]]) -> None:
 
 
 def _answers(name: str, port: int) -> bool:
+    """Whether the right kind of server answers on ``port``.
+
+    For S3, any HTTP server is not enough (a web app on 9000 is no object store): an
+    unsigned ``GET /`` must come back as S3's XML, an ``<Error>`` (rclone, MinIO, AWS)
+    or a bucket list (servers that allow anonymous listing, like moto).
+    """
     if name == "redis":
         return _redis_reply(port) is not None
-    return http_answers(port)
+    body = http_get_root(port)
+    return body is not None and (b"<Error>" in body or b"ListAllMyBucketsResult" in body)
 
 
 def _url(name: str, port: int) -> str:
@@ -619,8 +627,8 @@ def up(
                 continue
             if port_in_use(port):
                 raise LocalServerError(
-                    f"port {port} on {LOCALHOST} is taken by a program that is not a {name} server; "
-                    f"stop it, or choose another port (--{name}-port)"
+                    f"port {port} on {LOCALHOST} is taken by a program that does not speak the "
+                    f"{_PROTOCOLS[name]} protocol; stop it, or choose another port (--{name}-port)"
                 )
             state[name] = _start_managed(name, home, port, access_key, secret_key, timeout)
             _write_state(home, state)  # record each server as soon as it runs
