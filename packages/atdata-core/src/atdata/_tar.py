@@ -25,9 +25,10 @@ at the same point.
 
 from __future__ import annotations
 
+import io
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -324,10 +325,12 @@ class _Bad(Exception):
 def iter_blocks(url: str, chunk: int = CHUNK, stream: BinaryIO | None = None) -> Iterator[Block]:
     """The samples of shard ``url``, one :class:`Block` per buffer read.
 
-    Each read goes straight into a new buffer that starts with the unfinished member
-    carried over from the last one, so shard bytes are copied once, by the kernel.
-    ``stream`` (e.g. a prefetching one, see :mod:`atdata._prefetch`) replaces opening
-    ``url``; it is closed at the end.
+    A local file is read with one ``read`` per block into a fresh ``bytes`` (no copy
+    in Python); the unfinished member at the end of a block is read again at the start
+    of the next one (a seek back, served by the page cache). Other streams (``stream``,
+    e.g. a prefetching one, see :mod:`atdata._prefetch`, or what ``open_url`` returns)
+    are read into buffers that start with that unfinished member. ``stream`` replaces
+    opening ``url``; it is closed at the end.
 
     Raises
     ------
@@ -336,26 +339,48 @@ def iter_blocks(url: str, chunk: int = CHUNK, stream: BinaryIO | None = None) ->
         naming the URL, byte offset and member.
     """
     walker = ShardWalker(url)
-    with stream if stream is not None else _open(url) as stream:
-        carry = b""
-        final = False
-        while not final:
-            # A member larger than what we hold: read enough for it in one go.
-            want = max(chunk, len(carry))
-            buf = bytearray(len(carry) + want)
-            buf[: len(carry)] = carry
-            got = _read_into(stream, memoryview(buf)[len(carry) :])
-            final = got < want
-            if final:
-                del buf[len(carry) + got :]
+    with stream if stream is not None else _open(url) as source:
+        reads = _file_reads(source, chunk) if isinstance(source, io.FileIO) else _stream_reads(source, chunk)
+        next(reads)
+        used: int | None = None
+        while True:
+            buf, final = reads.send(used)
             keys, views, used, error = walker.walk(buf, final)
             if keys:
                 yield Block(url, keys, views)
             if error is not None:
                 raise error
-            if walker.ended:
+            if walker.ended or final:
                 return
-            carry = bytes(memoryview(buf)[used:])
+
+
+def _file_reads(source: io.FileIO, chunk: int) -> Generator[tuple[bytes, bool], int | None, None]:
+    """Blocks of a local file; each ``send`` says how much of the last block was used."""
+    offset, want = 0, chunk
+    used = yield b"", False  # priming
+    while True:
+        if used is not None:  # after the first block
+            offset += used
+            # No complete member in the block: one member is larger; read enough for it.
+            want = chunk if used else want * 2
+        source.seek(offset)
+        buf = _read_exactly(source, want)
+        used = yield buf, len(buf) < want
+
+
+def _stream_reads(source: BinaryIO, chunk: int) -> Generator[tuple[bytearray, bool], int | None, None]:
+    """Blocks of a stream, each starting with the unused end of the last one."""
+    buf = bytearray()
+    used = yield buf, False  # priming
+    while True:
+        carry = bytes(memoryview(buf)[used:]) if used is not None else b""
+        want = max(chunk, len(carry))
+        buf = bytearray(len(carry) + want)
+        buf[: len(carry)] = carry
+        got = _read_into(source, memoryview(buf)[len(carry) :])
+        if got < want:
+            del buf[len(carry) + got :]
+        used = yield buf, got < want
 
 
 def _open(url: str) -> BinaryIO:
@@ -366,6 +391,17 @@ def _open(url: str) -> BinaryIO:
         except FileNotFoundError:
             pass  # open_url raises the documented error
     return open_url(url)
+
+
+def _read_exactly(source: io.FileIO, n: int) -> bytes:
+    """``n`` bytes of a file, fewer only at its end."""
+    data = source.read(n) or b""
+    while len(data) < n:
+        more = source.read(n - len(data))
+        if not more:
+            break
+        data += more
+    return data
 
 
 def _read_into(stream: BinaryIO, view: memoryview) -> int:
