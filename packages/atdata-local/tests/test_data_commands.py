@@ -115,9 +115,15 @@ def test_insert_ls_show_schemas_gc_on_a_directory_hive(
     assert report["removed"] == [] and report["kept_recent"] == 6
     code, report, _ = run(capsys, "gc", "--grace", "0", "--dry-run", *conn, *hive)
     assert code == 0 and "would delete 6 object(s)" in report
-    code, report, _ = run(capsys, "gc", "--grace", "0", "--json", *conn, *hive)
+    code, _, err = run(capsys, "gc", "--grace", "0", "--json", *conn, *hive)
+    assert code == 1 and "refusing gc" in err and "--force" in err  # the index is empty now
+    code, report, _ = run(capsys, "gc", "--grace", "0", "--force", "--json", *conn, *hive)
     assert len(report["removed"]) == 6
-    assert [p for p in (root / "hive").rglob("*") if p.is_file()] == []
+    assert [p.name for p in (root / "hive").rglob("*") if p.is_file()] == ["atdata-hive.json"]
+    # Another index may not collect (or write into) this hive.
+    other = ["--redis-url", conn[1], "--key-prefix", conn[3] + "other:"]
+    code, _, err = run(capsys, "gc", "--grace", "0", *other, *hive)
+    assert code == 1 and "belongs to the index with key_prefix=" in err
 
 
 def test_insert_into_s3_with_a_credentials_file(

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.real
 
 
 def hive_files(repo: Repo) -> list[str]:
-    return sorted(info.key for info in repo.store.list_objects())
+    """Every object in the hive but the owner record."""
+    return sorted(info.key for info in repo.store.list_objects() if info.key != "atdata-hive.json")
 
 
 def labels(dataset: atdata.Dataset[Any]) -> list[int]:
@@ -252,3 +253,23 @@ def test_hive_path_is_required() -> None:
     with pytest.raises(InvalidArgument, match="hive_path"):
         Repo()
 
+
+
+def test_a_hive_belongs_to_one_index(disk_repo: Repo, source: atdata.Dataset[Point], redis_server: Any) -> None:
+    disk_repo.insert(source, name="mine")
+    stranger = Repo(hive_path=str(disk_repo.store.root), redis=redis_server.url, key_prefix=disk_repo.index.key_prefix + "x:")  # type: ignore[attr-defined]
+    with pytest.raises(InvalidArgument, match="belongs to the index with key_prefix="):
+        stranger.insert(source, name="theirs")
+    with pytest.raises(InvalidArgument, match="refusing gc"):
+        stranger.gc(grace=0)
+    assert len(hive_files(disk_repo)) == 2  # one shard + content record, untouched
+
+
+def test_gc_on_an_empty_index_needs_force(disk_repo: Repo, source: atdata.Dataset[Point]) -> None:
+    entry, _ = disk_repo.insert(source, name="only")
+    disk_repo.index.remove_entry(entry.cid)
+    with pytest.raises(InvalidArgument, match="force=True"):
+        disk_repo.gc(grace=0)
+    assert len(disk_repo.gc(grace=0, dry_run=True).removed) == 2  # a dry run only reports
+    assert len(disk_repo.gc(grace=0, force=True).removed) == 2
+    assert hive_files(disk_repo) == []

@@ -60,6 +60,7 @@ _RUN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _DATA_KEY = re.compile(rf"data--(?P<run>{_RUN})--(?:\d{{6}}\.tar|metadata\.msgpack)")
 _CONTENT_KEY = re.compile(rf"content/[0-9a-f]{{64}}--(?P<run>{_RUN})\.json")
 _SHARD_SUFFIX = re.compile(r"--(\d{6})\.tar$")
+_OWNER = "atdata-hive.json"  # which index owns the hive (see Repo._claim_hive)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +198,7 @@ class Repo:
             The store or Redis failed; the objects this insert wrote were removed.
         """
         _check_insert_args(name, metadata, cache_local)
+        self._claim_hive()
         sample_type, schema_ref = self._resolve_schema(dataset, schema_ref)
         meta_bytes = _dataset_metadata(dataset)
         tracker = progress if isinstance(progress, InsertProgress) else InsertProgress(bar=bool(progress), description=name)
@@ -286,6 +288,31 @@ class Repo:
             log.error("could not remove %s after a failed insert: %s", written, cleanup)
             exc.add_note(f"atdata: {len(written)} object(s) of this insert remain; `atdata gc` removes them")
 
+    def _claim_hive(self) -> None:
+        """Record which index owns the hive, or refuse a hive another index owns.
+
+        gc treats whatever the repo's index does not reference as garbage, so two
+        indexes writing into one hive would delete each other's data.
+        """
+        owner = self._hive_owner()
+        if owner is None:
+            record = {"key_prefix": self.index.key_prefix, "index": repr(self.index)}
+            self.store.write_bytes(self._hive.key(_OWNER), json.dumps(record, indent=1).encode())
+        elif owner.get("key_prefix") != self.index.key_prefix:
+            raise InvalidArgument(
+                f"hive {self.store.url_for(self._hive.root_key)!r} belongs to the index with key_prefix="
+                f"{owner.get('key_prefix')!r} ({owner.get('index')}), not {self.index.key_prefix!r}: use that "
+                "key_prefix, or another hive_path"
+            )
+
+    def _hive_owner(self) -> dict[str, Any] | None:
+        key = self._hive.key(_OWNER)
+        for info in self.store.list_objects(key):
+            if info.key == key:
+                with self.store.open_read(info.url) as stream:
+                    return dict(json.loads(stream.read()))
+        return None
+
     def _resolve_schema(self, dataset: Any, schema_ref: str | None) -> tuple[type, str]:
         """The stored dataset's sample type and the (published) schema ref of the insert."""
         sample_type = getattr(dataset, "sample_type", None)
@@ -331,7 +358,7 @@ class Repo:
 
     # -- gc ---------------------------------------------------------------------------
 
-    def gc(self, grace: timedelta | float = DEFAULT_GRACE, *, dry_run: bool = False) -> GcReport:
+    def gc(self, grace: timedelta | float = DEFAULT_GRACE, *, dry_run: bool = False, force: bool = False) -> GcReport:
         """Delete objects under the hive that no index entry references.
 
         Only what inserts write is considered (``data--{run}--*`` shards and metadata,
@@ -346,15 +373,28 @@ class Repo:
             A ``timedelta`` or seconds. Must exceed the time one shard takes to write.
         dry_run
             Report what would be removed without deleting anything.
+        force
+            Delete even when the index holds no entry at all (see Raises).
 
         Raises
         ------
+        InvalidArgument
+            The hive belongs to an index with another ``key_prefix``; or the index is
+            empty while the hive holds inserted data (a reset or wrong Redis would make
+            gc delete everything: pass ``force=True`` if that is really meant).
         IndexConnectionError, StoreError
             Redis or the store failed; nothing is deleted unless the index was read whole.
         """
         seconds = grace.total_seconds() if isinstance(grace, timedelta) else grace
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
             raise InvalidArgument(f"grace={grace!r} is invalid: pass a timedelta or a number of seconds >= 0")
+        owner = self._hive_owner()
+        if owner is not None and owner.get("key_prefix") != self.index.key_prefix:
+            raise InvalidArgument(
+                f"refusing gc: hive {self.store.url_for(self._hive.root_key)!r} belongs to the index with key_prefix="
+                f"{owner.get('key_prefix')!r} ({owner.get('index')}), not {self.index.key_prefix!r}; its entries "
+                "would all look unreferenced. Run gc with that key_prefix"
+            )
         referenced = self._referenced_urls()
         runs: dict[str, list[ObjectInfo]] = {}
         for info in self.store.list_objects(self._hive.root_key):
@@ -372,6 +412,12 @@ class Repo:
                 kept_recent += len(objects)
                 continue
             doomed.extend(objects)
+        if doomed and not referenced and not force and not dry_run:
+            raise InvalidArgument(
+                f"refusing gc: {self.index!r} has no entries, so all {len(doomed)} object(s) under "
+                f"{self.store.url_for(self._hive.root_key)!r} look unreferenced. If the index was reset or this is "
+                "the wrong Redis, gc would delete every dataset; pass force=True (atdata gc --force) if you mean it"
+            )
         if doomed and not dry_run:
             self.store.delete(info.key for info in doomed)
             log.info("gc removed %d objects under %s", len(doomed), self.store.url_for(self._hive.root_key))

@@ -103,6 +103,12 @@ def register(subparsers: Any) -> None:
         help="minimum age, e.g. 30m, 2h, 1d or seconds (default: 1h)",
     )
     gc.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    gc.add_argument(
+        "--force",
+        action="store_true",
+        help="delete even if the index has no entries at all (gc refuses by default: an index that was "
+        "reset, or the wrong Redis, would make every dataset look unreferenced)",
+    )
     add_index_options(gc)
     add_store_options(gc)
     gc.set_defaults(handler=_gc)
@@ -294,7 +300,7 @@ def _insert(args: argparse.Namespace, out: Output) -> int:
 
 def _gc(args: argparse.Namespace, out: Output) -> int:
     repo = make_repo(args)
-    report = repo.gc(args.grace, dry_run=args.dry_run)
+    report = repo.gc(args.grace, dry_run=args.dry_run, force=args.force)
     verb = "would delete" if report.dry_run else "deleted"
     lines = [f"{verb} {len(report.removed)} object(s), {human_bytes(report.removed_bytes)}"]
     lines += [f"  {url}" for url in report.removed]
