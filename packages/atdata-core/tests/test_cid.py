@@ -196,6 +196,12 @@ def test_non_plain_values_go_through_dag_cbor() -> None:
         cid.generate_cid("\ud800")
 
 
+@given(st.binary(max_size=80))
+def test_base32_matches_the_standard_library(raw: bytes) -> None:
+    expected = base64.b32encode(raw).decode().lower().rstrip("=")
+    assert cid._base32(raw) == expected
+
+
 @given(ipld_values)
 def test_fast_framing_agrees_with_multiformats(value: object) -> None:
     from multiformats import CID, multihash

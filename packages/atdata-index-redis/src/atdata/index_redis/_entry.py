@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atdata.cid import generate_cid
+from atdata.errors import InvalidArgument
 
 __all__ = ["LocalDatasetEntry", "content_cid", "content_json"]
 
@@ -70,12 +71,21 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def content_json(cid: str, schema_ref: str, data_urls: list[str], metadata_json: str) -> str:
-    """What the index stores for an entry besides its name: one JSON object, parsed once per read."""
-    return (
-        f'{{"cid": {json.dumps(cid)}, "schema_ref": {json.dumps(schema_ref)}, '
-        f'"data_urls": {json.dumps(data_urls)}, "metadata": {metadata_json}}}'
-    )
+def content_json(cid: str, schema_ref: str, data_urls: list[str], metadata: Any) -> str:
+    """What the index stores for an entry besides its name: one JSON object, parsed once per read.
+
+    Raises
+    ------
+    InvalidArgument
+        ``metadata`` is not a dict (or None) of JSON-serialisable values.
+    """
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidArgument(f"metadata must be a dict or None, got {type(metadata).__name__}")
+    content = {"cid": cid, "schema_ref": schema_ref, "data_urls": data_urls, "metadata": metadata}
+    try:
+        return json.dumps(content, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"metadata must be JSON-serialisable (str keys, plain values): {exc}") from exc
 
 
 def content_cid(schema_ref: str, data_urls: list[str]) -> str:

@@ -8,11 +8,11 @@ streams with SSCAN in batches, never loading the whole index.
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -172,18 +172,20 @@ class LocalIndex(AbstractIndex):
         """
         _check_name(name)
         data_urls = _data_urls(dataset)
-        metadata_json = _metadata_json(metadata)
         if schema_ref is None:
+            content_json("", "", data_urls, metadata)  # validate before publishing a schema
             schema_ref = self._schema_ref_for(dataset)
         else:
             _check_schema_ref(schema_ref)
         cid = content_cid(schema_ref, data_urls)
-        content = content_json(cid, schema_ref, data_urls, metadata_json)
+        content = content_json(cid, schema_ref, data_urls, metadata)
         stored = self._run(
             "ADD", self._key("entry:", cid), cid, name, content, "1" if metadata is not None else "0", _now()
         )
         log.debug("indexed %s as %r (%s)", cid, name, schema_ref)
-        return LocalDatasetEntry.from_values(name, stored)
+        if _text(stored) != content:  # re-added without metadata: the stored one stands
+            return LocalDatasetEntry.from_values(name, stored)
+        return LocalDatasetEntry(name=name, schema_ref=schema_ref, data_urls=data_urls, metadata=metadata, cid=cid)
 
     def get_entry(self, cid: str) -> LocalDatasetEntry:
         """The entry with this CID.
@@ -440,8 +442,17 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_second: tuple[int, str] = (0, "")
+
+
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC ISO-8601 with milliseconds; the formatted second is reused (bulk adds call this a lot)."""
+    global _second
+    now = time.time()
+    whole = int(now)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
 
 
 def _check_name(name: Any) -> None:
@@ -460,15 +471,6 @@ def _data_urls(dataset: Any) -> list[str]:
             f"cannot index {type(dataset).__name__}: it needs .url (a URL string or a list of them), got {url!r}"
         )
     return urls
-
-
-def _metadata_json(metadata: Any) -> str:
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidArgument(f"metadata must be a dict or None, got {type(metadata).__name__}")
-    try:
-        return json.dumps(metadata, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"metadata must be JSON-serialisable (str keys, plain values): {exc}") from exc
 
 
 def _check_schema_ref(ref: Any) -> None:
