@@ -139,8 +139,16 @@ def test_insert_into_s3_with_a_credentials_file(
     )
     assert code == 0, err
     assert result["data_urls"][0].startswith("s3://") and result["shards"] > 1
+    code, newer, err = run(
+        capsys, "insert", str(root / "src" / "src-000000.tar"), "--name", "s3pts", "--type", type_spec, "--json", *conn, *store,
+    )
+    assert code == 0, err
     code, rows, _ = run(capsys, "ls", "--json", "--s3-credentials", str(env_file), *conn)
-    assert rows[0]["size"] == result["bytes"] and rows[0]["missing_shards"] == 0
+    assert [(r["cid"], r["versions"]) for r in rows] == [(newer["cid"], 2)]
+    code, rows, _ = run(capsys, "ls", "--all", "--json", "--s3-credentials", str(env_file), *conn)
+    assert [r["cid"] for r in rows] == [newer["cid"], result["cid"]]
+    assert rows[1]["size"] == result["bytes"] and rows[1]["missing_shards"] == 0
+    assert rows[0]["size"] == newer["bytes"]
     assert "secret" not in json.dumps(rows) + json.dumps(result)
 
 

@@ -38,10 +38,12 @@ def register(subparsers: Any) -> None:
     ls = subparsers.add_parser(
         "ls",
         help="list indexed datasets (name, CID, schema, shards, size)",
-        description="List every dataset in the index, sorted by name, with its CID, schema, number of "
-        "shards and total size (measured in the store; '?' when the store cannot be read). " + _CONNECTION_HELP,
+        description="List the datasets in the index, sorted by name: the newest version of each name "
+        "(--all: every version, newest first) with its CID, schema, number of shards and total size "
+        "(measured in the store; '?' when the store cannot be read). " + _CONNECTION_HELP,
         parents=[common_options()],
     )
+    ls.add_argument("--all", action="store_true", help="every version of each name, not only the newest")
     add_index_options(ls)
     _add_credentials_only(ls)
     ls.set_defaults(handler=_ls)
@@ -215,9 +217,9 @@ def _ls(args: argparse.Namespace, out: Output) -> int:
     index = make_index(args)
     probe = SizeProbe(configure_reads(args))
     rows = []
-    for entry in sorted(index.all_entries, key=lambda e: (e.name, e.cid)):
+    for entry, versions in _listing(index, every_version=args.all):
         shards = expand_urls(entry.data_urls)
-        rows.append(_describe(entry, probe.measure(shards), len(shards)))
+        rows.append({**_describe(entry, probe.measure(shards), len(shards)), "versions": versions})
     table = [("NAME", "CID", "SCHEMA", "SHARDS", "SIZE")] + [
         (r["name"], r["cid"], _short_schema(r["schema_ref"]), str(r["shards"]), _size_text(r)) for r in rows
     ]
@@ -226,6 +228,18 @@ def _ls(args: argparse.Namespace, out: Output) -> int:
     out.emit(rows, text if rows else f"no datasets in {index!r}")
     _warn_sizes(probe)
     return 0
+
+
+def _listing(index: LocalIndex, *, every_version: bool) -> list[tuple[LocalDatasetEntry, int]]:
+    """Entries by name; per name the newest only, or every version newest first."""
+    by_name: dict[str, list[LocalDatasetEntry]] = {}
+    for entry in index.all_entries:
+        by_name.setdefault(entry.name, []).append(entry)
+    listing = []
+    for name in sorted(by_name):
+        versions = by_name[name] if len(by_name[name]) == 1 else index.get_entry_versions(name)
+        listing += [(entry, len(versions)) for entry in (versions if every_version else versions[:1])]
+    return listing
 
 
 def _show(args: argparse.Namespace, out: Output) -> int:
