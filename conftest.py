@@ -38,9 +38,9 @@ pytest_plugins = ["pytester"]  # tests/test_server_fixtures.py runs this conftes
 # differing_executors: the conformance suites (STYLE.md) run one @given method from a
 # fake and a real-server subclass by design; each subclass draws its own examples.
 _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.differing_executors]
-_PROFILE_COMMON = {"deadline": None, "print_blob": True, "suppress_health_check": _SUPPRESSED}
-settings.register_profile("ci", max_examples=30, **_PROFILE_COMMON)
-settings.register_profile("thorough", max_examples=1000, **_PROFILE_COMMON)
+_BASE = settings(deadline=None, print_blob=True, suppress_health_check=_SUPPRESSED)
+settings.register_profile("ci", parent=_BASE, max_examples=30)
+settings.register_profile("thorough", parent=_BASE, max_examples=1000)
 settings.load_profile("ci")  # hypothesis's --hypothesis-profile option overrides this
 
 # Another Redis-protocol binary for the Redis fixtures (.ci/run sets Debian's redis-server

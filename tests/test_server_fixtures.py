@@ -35,7 +35,8 @@ def test_redis_server_contract(redis_server: RedisServer) -> None:
     client = redis.Redis.from_url(redis_server.url)
     prefix = f"test:{uuid.uuid4().hex}:"
     with client.pipeline(transaction=True) as pipe:
-        pipe.set(prefix + "a", b"1").sadd(prefix + "set", b"x")
+        pipe.set(prefix + "a", b"1")
+        pipe.sadd(prefix + "set", b"x")
         assert pipe.execute() == [True, 1]
     assert client.eval("return redis.call('GET', KEYS[1])", 1, prefix + "a") == b"1"
     client.delete(prefix + "a", prefix + "set")
@@ -55,7 +56,8 @@ def test_redis_cluster_server_runs_hash_tagged_transactions(redis_cluster_server
     client = redis.cluster.RedisCluster(host=redis_cluster_server.host, port=redis_cluster_server.port)
     tag = f"{{t{uuid.uuid4().hex}}}"
     with client.pipeline(transaction=True) as pipe:
-        pipe.set(f"atdata:{tag}:entry", b"e").set(f"atdata:{tag}:name", b"n")
+        pipe.set(f"atdata:{tag}:entry", b"e")
+        pipe.set(f"atdata:{tag}:name", b"n")
         assert len(pipe.execute()) == 2
     assert client.mget(f"atdata:{tag}:entry", f"atdata:{tag}:name") == [b"e", b"n"]
     client.close()

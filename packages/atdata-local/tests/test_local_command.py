@@ -191,9 +191,9 @@ def test_console_script_help_and_usage_errors() -> None:
 def test_concurrent_ups_start_each_server_once(home: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    ports = {"redis_port": free_port(), "s3_port": free_port()}
+    redis_port, s3_port = free_port(), free_port()
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda _: servers.up(home, **ports), range(2)))
+        results = list(pool.map(lambda _: servers.up(home, redis_port=redis_port, s3_port=s3_port), range(2)))
     pids = [[entry.pid for entry in result] for result in results]
     assert pids[0] == pids[1] and all(pids[0])
     assert all(entry.managed and entry.running for result in results for entry in result)
