@@ -15,6 +15,7 @@ import pytest
 import atdata
 from atdata.local.cli import main
 from atdata.local.servers import RedisServer, S3Server
+from atdata.store_s3 import S3DataStore
 
 from .conftest import write_source
 
@@ -209,3 +210,20 @@ def test_every_command_explains_itself(command: list[str], capsys: pytest.Captur
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "--json" in text and "--redis-url" in text and len(text) > 400
+
+
+def test_insert_from_s3_into_a_directory(
+    workdir: tuple[Path, str], conn: list[str], s3_server: S3Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, type_spec = workdir
+    env_file = root / "s3.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in s3_server.credentials.items()))
+    remote = S3DataStore(s3_server.credentials, f"src-{uuid.uuid4().hex[:12]}")
+    urls = remote.write_shards(atdata.Dataset(str(root / "src" / "src-{000000..000002}.tar")), prefix="in", maxcount=25)
+    pattern = urls[0].replace("--000000.tar", "--{000000..000001}.tar")
+    code, result, err = run(
+        capsys, "insert", pattern, "--name", "copied", "--type", type_spec, "--json",
+        "--hive-path", str(root / "hive"), "--s3-credentials", str(env_file), *conn,
+    )
+    assert code == 0, err
+    assert result["data_urls"][0].startswith("file://") and result["samples"] == 50

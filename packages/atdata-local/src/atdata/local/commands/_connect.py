@@ -103,6 +103,8 @@ def make_index(args: argparse.Namespace) -> LocalIndex:
 
 
 def make_repo(args: argparse.Namespace) -> Repo:
-    """The Repo the options name (S3 credentials only for an S3 hive)."""
-    credentials = None if is_local_path(args.hive_path) else configure_reads(args)
+    """The Repo the options name; ``s3://`` sources are read with the same credentials."""
+    credentials = configure_reads(args)
+    if is_local_path(args.hive_path):
+        credentials = None  # a directory hive takes none
     return Repo(credentials, args.hive_path, args.redis_url, key_prefix=args.key_prefix)
