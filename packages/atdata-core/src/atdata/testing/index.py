@@ -289,7 +289,7 @@ class IndexConformance:
 
     # -- properties -------------------------------------------------------------------
 
-    @settings(suppress_health_check=_SHARED_BODY, max_examples=25)
+    @settings(suppress_health_check=_SHARED_BODY)
     @given(
         urls=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4),
         version=st.tuples(st.integers(0, 20), st.integers(0, 20), st.integers(0, 20)),
@@ -311,7 +311,8 @@ class IndexConformance:
         """Random add/remove/rename/publish sequences; the index always matches a model."""
         run_state_machine_as_test(
             lambda: _IndexMachine(index_factory()),  # type: ignore[arg-type]  # any factory works
-            settings=settings(max_examples=15, stateful_step_count=25, deadline=None),
+            # Half the active profile's examples (each is a 25-step run): 15 in CI, 500 thorough.
+            settings=settings(max_examples=max(10, settings.default.max_examples // 2), stateful_step_count=25),
         )
 
     # -- schemas ----------------------------------------------------------------------
@@ -371,7 +372,7 @@ class IndexConformance:
         assert original.from_bytes(back.packed).label == 3
         assert index.decode_schema(ref) is decoded  # cached per ref
 
-    @settings(suppress_health_check=_SHARED_BODY, max_examples=15)
+    @settings(suppress_health_check=_SHARED_BODY)
     @given(
         fields=st.dictionaries(
             st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(lambda n: not keyword.iskeyword(n)),
