@@ -14,6 +14,7 @@ import uuid
 from typing import Any, Optional
 
 import numpy as np
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
@@ -21,7 +22,15 @@ from numpy.typing import NDArray
 import atdata
 from atdata.sample import PackableSample, fields_of
 
-__all__ = ["MODULE", "SampleType", "assert_same_values", "sample_types", "semvers", "values_of"]
+__all__ = [
+    "MODULE",
+    "SampleType",
+    "assert_same_values",
+    "real_server_settings",
+    "sample_types",
+    "semvers",
+    "values_of",
+]
 
 #: ``__module__`` of generated classes: their schema refs read ``local://schemas/props.Gen...``.
 MODULE = "props"
@@ -53,6 +62,21 @@ _JSONISH = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
     max_leaves=8,
 )
+
+def real_server_settings(cap: int, share: float = 1.0) -> settings:
+    """Settings for a property test on the real servers: ``share`` of the profile's examples, at most ``cap``.
+
+    Each example costs real round trips (tenths of a second, several inserts for some
+    tests), and pytest's 300 s timeout applies to the whole test: the ``thorough``
+    profile's 1000 examples would not fit, and the default run must stay quick.
+    The test's factory fixtures are function-scoped on purpose (every example makes its
+    own index or repo from them), hence the suppressed health check.
+    """
+    return settings(
+        max_examples=max(1, min(int(settings.default.max_examples * share), cap)),
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+
 
 #: A generated class and, per field name, the strategy of its values.
 SampleType = tuple[type[PackableSample], dict[str, st.SearchStrategy[Any]]]

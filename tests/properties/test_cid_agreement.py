@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
@@ -30,11 +30,10 @@ from atdata.cid import generate_cid
 from atdata.index_redis import LocalIndex
 from atdata.local import Repo
 from atdata.testing.index import FakeDataset
-from tests.properties._strategies import semvers
+from tests.properties._strategies import real_server_settings, semvers
 
 pytestmark = pytest.mark.real
 
-_FACTORY = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 METADATA = st.none() | st.dictionaries(st.text(max_size=6), st.integers(-100, 100) | st.text(max_size=6), max_size=4)
 URLS = st.lists(st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40), min_size=1, max_size=4)
 
@@ -49,7 +48,7 @@ def _content(schema_ref: str, urls: list[str]) -> dict[str, Any]:
     return {"schema_ref": schema_ref, "data_urls": list(urls)}
 
 
-@_FACTORY
+@real_server_settings(300)
 @given(
     module=st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
     version=semvers,
@@ -97,7 +96,7 @@ def _insert(repo: Repo, rows: list[int], name: str, metadata: dict[str, Any] | N
         return repo.insert(atdata.Dataset[Row](paths), name=name, maxcount=3, metadata=metadata)
 
 
-@_FACTORY
+@real_server_settings(80, share=0.5)  # three inserts per example
 @given(rows=st.lists(st.integers(0, 50), min_size=1, max_size=10), metadata=st.lists(METADATA, min_size=2, max_size=2))
 def test_repo_insert_cid_is_the_core_cid_of_its_entry(
     repo_factory: Callable[[], Repo], index_factory: Callable[[], LocalIndex], rows: list[int], metadata: list[Any]

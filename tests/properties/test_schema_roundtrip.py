@@ -17,18 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import atdata
 from atdata.index_redis import LocalIndex
 from atdata.sample import fields_of
-from tests.properties._strategies import MODULE, assert_same_values, sample_types, semvers, values_of
+from tests.properties._strategies import (
+    MODULE,
+    assert_same_values,
+    real_server_settings,
+    sample_types,
+    semvers,
+    values_of,
+)
 
 pytestmark = pytest.mark.real
 
-# index_factory is function-scoped on purpose: every example makes its own index from it.
-_FACTORY = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _write_then_read(samples: list[Any], reader: type) -> list[Any]:
@@ -38,7 +43,7 @@ def _write_then_read(samples: list[Any], reader: type) -> list[Any]:
         return list(atdata.Dataset(paths, sample_type=reader).ordered(batch_size=None))
 
 
-@_FACTORY
+@real_server_settings(200)
 @given(data=st.data(), version=semvers, description=st.none() | st.text(max_size=30))
 def test_publish_get_decode_publish_is_a_fixed_point_and_data_crosses_both_ways(
     index_factory: Callable[[], LocalIndex], data: st.DataObject, version: str, description: str | None

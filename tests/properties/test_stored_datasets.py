@@ -14,21 +14,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import atdata
 from atdata.local import Repo
 from atdata.urls import expand_urls
-from tests.properties._strategies import assert_same_values, sample_types, values_of
+from tests.properties._strategies import assert_same_values, real_server_settings, sample_types, values_of
 
 pytestmark = pytest.mark.real
 
-_FACTORY = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 NAMES = st.text(min_size=1, max_size=20).filter(str.strip)
 
 
-@_FACTORY
+@real_server_settings(100)
 @given(
     data=st.data(),
     name=NAMES,
