@@ -23,7 +23,7 @@ from atdata.errors import (
 from atdata.local import LocalDatasetEntry, Repo
 from atdata.local._progress import InsertProgress
 
-from .conftest import Point, write_source
+from .conftest import Point, make_points, write_source
 
 pytestmark = pytest.mark.real
 
@@ -145,6 +145,12 @@ def test_bad_arguments_write_nothing(disk_repo: Repo, source: atdata.Dataset[Poi
         disk_repo.insert(source, **kwargs)
     assert hive_files(disk_repo) == []
     assert disk_repo.index.all_entries == []
+
+
+def test_a_list_of_samples_is_not_a_dataset(disk_repo: Repo) -> None:
+    with pytest.raises(InvalidArgument, match="cannot insert a list: pass an atdata.Dataset"):
+        disk_repo.insert(make_points(3), name="l")  # type: ignore[arg-type]
+    assert hive_files(disk_repo) == []
 
 
 def test_empty_dataset_is_refused(disk_repo: Repo, tmp_path: Path) -> None:

@@ -198,13 +198,14 @@ class Repo:
             The store or Redis failed; the objects this insert wrote were removed.
         """
         _check_insert_args(name, metadata, cache_local)
+        samples = _raw_samples(dataset)
         self._claim_hive()
         sample_type, schema_ref = self._resolve_schema(dataset, schema_ref)
         meta_bytes = _dataset_metadata(dataset)
         tracker = progress if isinstance(progress, InsertProgress) else InsertProgress(bar=bool(progress), description=name)
         try:
             shards = self.store.write_shards(
-                tracker.count(_raw_samples(dataset)),
+                tracker.count(samples),
                 prefix=self.prefix,
                 maxcount=maxcount,
                 maxsize=maxsize,
@@ -215,7 +216,7 @@ class Repo:
             if tracker is not progress:
                 tracker.close()
         if not shards:
-            raise InvalidArgument(f"dataset {dataset!r} has no samples: nothing to insert")
+            raise InvalidArgument(f"dataset {repr(dataset)[:200]} has no samples: nothing to insert")
         run = _run_of(shards[0])
         written = [self._hive.key(f"data--{run}--{i:06d}.tar") for i in range(len(shards))]
         try:
@@ -320,7 +321,7 @@ class Repo:
         if schema_ref is None:
             if not packable:
                 raise InvalidArgument(
-                    f"cannot tell the schema of {dataset!r}: use atdata.Dataset[YourSampleClass](...) "
+                    f"cannot tell the schema of {repr(dataset)[:200]}: use atdata.Dataset[YourSampleClass](...) "
                     "or pass schema_ref= of a published schema"
                 )
             return sample_type, self.index.publish_schema(sample_type, version=None)
@@ -457,7 +458,10 @@ def _check_insert_args(name: Any, metadata: Any, cache_local: Any) -> None:
 def _raw_samples(dataset: Any) -> Iterable[Any]:
     raw = getattr(dataset, "raw_samples", None)
     if not callable(raw):
-        raise InvalidArgument(f"cannot insert {type(dataset).__name__}: pass an atdata.Dataset")
+        raise InvalidArgument(
+            f"cannot insert a {type(dataset).__name__}: pass an atdata.Dataset (write samples to tar shards "
+            "with atdata.write_samples first)"
+        )
     return raw()
 
 
