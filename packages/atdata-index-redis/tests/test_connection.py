@@ -7,6 +7,7 @@ import pickle
 import fakeredis
 import pytest
 import redis
+import redis.asyncio
 
 from atdata.errors import InvalidArgument
 from atdata.index_redis import LocalIndex
@@ -50,6 +51,8 @@ def test_bad_arguments_are_named() -> None:
         LocalIndex(redis=fakeredis.FakeRedis(), key_prefix="a{b}")
     with pytest.raises(InvalidArgument, match="redis.Redis"):
         LocalIndex(redis=object())
+    with pytest.raises(InvalidArgument, match="synchronous"):
+        LocalIndex(redis=redis.asyncio.Redis())
     with pytest.raises(InvalidArgument, match="redis://"):
         LocalIndex.from_url("")
     with pytest.raises(InvalidArgument, match="bad Redis URL for h:1") as info:

@@ -60,6 +60,11 @@ class ConnectionSpec:
             if node is not None:
                 kwargs.update(host=node.host, port=node.port)
             return cls(kwargs=kwargs, cluster=True)
+        if inspect.iscoroutinefunction(getattr(client, "execute_command", None)):
+            raise InvalidArgument(
+                f"redis= needs a synchronous client, got {type(client).__module__}.{type(client).__name__} "
+                "(use redis.Redis, not redis.asyncio.Redis)"
+            )
         pool = getattr(client, "connection_pool", None)
         if pool is None:
             raise InvalidArgument(
