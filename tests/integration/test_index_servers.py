@@ -146,3 +146,42 @@ def test_unreachable_cluster_is_index_connection_error(redis_cluster_server: Any
     gone.__setstate__(state)
     with pytest.raises(IndexConnectionError, match="127.0.0.1"):
         gone.get_entry_by_name("x")
+
+
+@pytest.mark.real
+def test_killed_writer_leaves_a_consistent_index(redis_server: Any) -> None:
+    """SIGKILL a process mid-way through adds, renames and removes: every name still resolves."""
+    import signal
+    import time
+
+    prefix = f"t{uuid.uuid4().hex[:10]}:"
+    code = (
+        "import sys, itertools\n"
+        "from atdata.index_redis import LocalIndex\n"
+        "from atdata.testing.index import REF, FakeDataset\n"
+        "index = LocalIndex.from_url(sys.argv[1], key_prefix=sys.argv[2])\n"
+        "print('ready', flush=True)\n"
+        "for i in itertools.count():\n"
+        "    index.add_entry(FakeDataset(f'k{i % 50}.tar'), name=f'n{i % 7}', schema_ref=REF)\n"
+        "    if i % 3 == 0:\n"
+        "        index.rename_entry(f'n{i % 7}', f'n{(i + 1) % 7}')\n"
+        "    if i % 5 == 0:\n"
+        "        try:\n"
+        "            index.remove_entry(f'n{(i + 3) % 7}')\n"
+        "        except KeyError:\n"
+        "            pass\n"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", code, redis_server.url, prefix], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        time.sleep(1.5)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+    index = LocalIndex.from_url(redis_server.url, key_prefix=prefix)
+    assert index.all_entries, "the writer made no progress before it was killed"
+    TestIndexOnValkey().assert_consistent(index)
+    for key in raw_keys(index):
+        index.redis.delete(key)
