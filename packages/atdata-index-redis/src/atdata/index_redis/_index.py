@@ -250,7 +250,8 @@ class LocalIndex(AbstractIndex):
         """Delete an entry (by CID, or the newest under a name) and its name mapping.
 
         Atomic: the name then points at its previous version, or is gone. The shards
-        themselves are the data store's business and stay where they are.
+        themselves are the data store's business and stay where they are. A string that
+        is both an entry's CID and a name means the CID.
 
         Raises
         ------
