@@ -29,10 +29,22 @@ def index_factory(redis_server: RedisServer) -> Iterator[Callable[[], LocalIndex
         return index
 
     yield make
-    for index in made:
-        keys = list(index.redis.scan_iter(match=index.key_pattern))
-        if keys:
-            index.redis.delete(*keys)
+    if not made:
+        return
+    # One SCAN for all of them: a thorough run makes hundreds of indexes.
+    # Every key of an index contains its key prefix (inside a hash tag); ours are unique.
+    prefixes = {index.key_prefix for index in made}
+    client = made[0].redis
+    keys = [k for k in client.scan_iter(match="*props-*", count=1000) if _prefix_of(k.decode()) in prefixes]
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+
+
+def _prefix_of(key: str) -> str:
+    """``props-<hex>:`` of one of our keys (``""`` for anyone else's)."""
+    start = key.find("props-")
+    end = key.find(":", start)
+    return key[start : end + 1] if start >= 0 and end > start else ""
 
 
 @pytest.fixture
