@@ -14,6 +14,7 @@ import pytest
 
 import atdata
 from atdata.errors import (
+    EntryNotFound,
     IndexConnectionError,
     InvalidArgument,
     SchemaConflict,
@@ -279,3 +280,38 @@ def test_gc_on_an_empty_index_needs_force(disk_repo: Repo, source: atdata.Datase
     assert len(disk_repo.gc(grace=0, dry_run=True).removed) == 2  # a dry run only reports
     assert len(disk_repo.gc(grace=0, force=True).removed) == 2
     assert hive_files(disk_repo) == []
+
+
+class _StopsRedisAtTheEnd:
+    """A dataset whose last sample stops the Redis server: the index write must then fail."""
+
+    sample_type = Point
+    metadata = None
+
+    def __init__(self, source: atdata.Dataset[Point], server: Any) -> None:
+        self.source, self.server = source, server
+
+    def raw_samples(self) -> Any:
+        yield from self.source.raw_samples()
+        self.server.stop()
+
+
+def test_redis_dying_before_the_index_write_keeps_data_for_gc(tmp_path: Path, source: atdata.Dataset[Point]) -> None:
+    """Whether the entry landed cannot be told while Redis is down: the data stays, gc decides."""
+    from atdata.local.servers import start_redis
+
+    server = start_redis(tmp_path / "doomed-redis", persistence="aof")
+    try:
+        repo = Repo(hive_path=str(tmp_path / "hive"), redis=server.url)
+        with pytest.raises(IndexConnectionError, match="cannot reach Redis") as info:
+            repo.insert(_StopsRedisAtTheEnd(source, server), name="lost", maxcount=10)
+        assert any("atdata gc" in note for note in getattr(info.value, "__notes__", []))
+        assert len(hive_files(repo)) == 11  # 10 shards + content record
+    finally:
+        server.stop()
+    with start_redis(tmp_path / "doomed-redis", persistence="aof", port=server.port) as again:
+        repo = Repo(hive_path=str(tmp_path / "hive"), redis=again.url)
+        with pytest.raises(EntryNotFound):
+            repo.index.get_entry_by_name("lost")  # it had not landed
+        assert len(repo.gc(grace=0, force=True).removed) == 11
+        assert hive_files(repo) == []

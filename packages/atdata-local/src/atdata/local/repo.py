@@ -262,9 +262,14 @@ class Repo:
         stored = atdata.Dataset(urls[0] if len(urls) == 1 else urls, metadata_url, sample_type=sample_type)
         try:
             entry = self.index.add_entry(stored, name=name, schema_ref=schema_ref, metadata=metadata)
-        except BaseException:
-            if self._maybe_indexed(schema_ref, urls):
-                written.clear()  # the write may have landed: its objects must stay (gc decides later)
+        except BaseException as exc:
+            if written and self._maybe_indexed(schema_ref, urls):
+                # The write may have landed (reply lost): its objects must stay; gc decides later.
+                exc.add_note(
+                    f"atdata: the index write may have landed, so the {len(written)} object(s) of this insert "
+                    "were kept; if no entry refers to them, `atdata gc` removes them"
+                )
+                written.clear()
             raise
         written.clear()  # indexed: from here on the objects belong to the entry
         return entry, stored
