@@ -104,6 +104,14 @@ def test_dataset_metadata_is_stored_next_to_the_shards(disk_repo: Repo, tmp_path
     assert other.cid != entry.cid
 
 
+def test_metadata_that_is_not_a_msgpack_map_is_refused(disk_repo: Repo, tmp_path: Path, source: atdata.Dataset[Point]) -> None:
+    meta = tmp_path / "meta.msgpack"
+    meta.write_bytes(msgpack.packb([1, 2, 3]))
+    with pytest.raises(InvalidArgument, match="msgpack map"):
+        disk_repo.insert(atdata.Dataset[Point](source.url, metadata_url=str(meta)), name="m")
+    assert hive_files(disk_repo) == []
+
+
 def test_dict_sample_dataset_needs_a_published_schema_ref(disk_repo: Repo, source: atdata.Dataset[Point]) -> None:
     untyped = atdata.Dataset(source.url)
     with pytest.raises(InvalidArgument, match="schema_ref"):

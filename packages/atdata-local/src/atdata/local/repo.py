@@ -31,8 +31,6 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-import msgpack
-
 import atdata
 from atdata import schema as _schema
 from atdata.cid import generate_cid
@@ -471,8 +469,12 @@ def _raw_samples(dataset: Any) -> Iterable[Any]:
 
 
 def _dataset_metadata(dataset: Any) -> bytes | None:
-    meta = getattr(dataset, "metadata", None)
-    return None if meta is None else msgpack.packb(meta, use_bin_type=True)
+    """The bytes at ``dataset.metadata_url``, copied as stored (checked to be a msgpack map first)."""
+    url = getattr(dataset, "metadata_url", None)
+    if url is None or getattr(dataset, "metadata", None) is None:  # .metadata validates the map
+        return None
+    with atdata.open_url(url) as stream:
+        return stream.read()
 
 
 def _run_of(url: str) -> str:
