@@ -284,8 +284,8 @@ def test_resume_mid_epoch_repeats_and_loses_nothing(dataset: atdata.Dataset[Trai
         resumed = make()
         resumed.load_state_dict(state)
         assert head + labels(resumed) == whole, stop
-        assert resumed.epoch == 1  # the resumed epoch finished; the next one starts fresh
-        assert labels(resumed) != [] and sorted(labels(resumed)) == list(range(100))
+        assert resumed.epoch == 0 and resumed.state_dict()["finished"]
+        assert sorted(labels(resumed)) == list(range(100)) and resumed.epoch == 1  # the next epoch, whole
 
 
 def test_resume_through_the_dataset_and_with_another_worker_count(dataset: atdata.Dataset[TrainingSample]) -> None:
@@ -376,3 +376,54 @@ def test_remote_errors_surface_in_the_reader(dataset: atdata.Dataset[TrainingSam
     assert seen[:10] == list(range(10)) and 10 < len(seen) < 20
     with pytest.raises(atdata.errors.ObjectNotFound, match="missing.tar"):
         list(atdata.Dataset[TrainingSample](["remotetest://b/ok.tar", "remotetest://b/missing.tar"]).ordered())
+
+
+# -- property: any stop point, any worker counts before and after -------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def uneven(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return write_shards(tmp_path_factory.mktemp("uneven"), [training(i) for i in range(61)], 7)
+
+
+@settings(deadline=None)
+@given(
+    shuffle=st.booleans(),
+    batch_size=st.sampled_from([None, 1, 4, 16]),
+    before=st.integers(1, 4),
+    after=st.integers(1, 4),
+    stops=st.lists(st.integers(0, 30), min_size=4, max_size=4),
+    seed=st.integers(0, 2**32),
+)
+def test_each_sample_exactly_once_across_a_resume_with_other_worker_counts(
+    uneven: str, shuffle: bool, batch_size, before: int, after: int, stops: list[int], seed: int
+) -> None:
+    def make(ds: atdata.Dataset[TrainingSample]) -> Loader:
+        if shuffle:
+            return ds.shuffled(buffer_size=5, seed=seed, batch_size=batch_size, pool_shards=2)
+        return ds.ordered(batch_size=batch_size)
+
+    loader = make(atdata.Dataset[TrainingSample](uneven))
+    head: list[int] = []
+    states = []
+    for worker in range(before):
+        taken = 0
+        copy = pickle.loads(pickle.dumps(loader))  # each worker reads its own copy
+        for item in copy.iter_worker(worker, before):
+            head += labels([item])
+            taken += 1
+            if taken >= stops[worker]:
+                break
+        states.append(copy.state_dict())
+    merged = merge_state_dicts(states)
+    rest: list[int] = []
+    for worker in range(after):
+        ds = atdata.Dataset[TrainingSample](uneven)
+        ds.load_state_dict(merged)
+        resumed = make(ds)
+        if not merged["finished"]:  # (a finished epoch resumes with the next one)
+            rest += labels(resumed.iter_worker(worker, after))
+    assert sorted(head + rest) == list(range(61))

@@ -289,14 +289,19 @@ class Loader(Generic[T]):
         self._progress: dict[int, int] = {}
         self._done: set[int] = set()
         self._resume = False
+        # This reader's share of ``epoch`` is read; the next iteration starts epoch + 1.
+        # (Incremented lazily so that a state taken at the end still names the epoch
+        # and its pools, which merging the states of several workers needs.)
+        self._finished = False
         _register_with_torch()
 
     def set_epoch(self, epoch: int) -> None:
         """Read epoch ``epoch`` next (its order is fixed by ``(seed, epoch)``)."""
         if not isinstance(epoch, int) or epoch < 0:
             raise InvalidArgument(f"epoch must be a non-negative int, got {epoch!r}")
-        if epoch != self.epoch:
+        if epoch != self.epoch or self._finished:
             self.epoch = epoch
+            self._finished = False
             self._resume = False
 
     def __iter__(self) -> Iterator[T] | Iterator[SampleBatch[T]]:
@@ -332,6 +337,7 @@ class Loader(Generic[T]):
             "num_shards": len(self.dataset.shard_list),
             "progress": sorted([pool, count] for pool, count in self._progress.items()),
             "done": sorted(self._done),
+            "finished": self._finished,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -357,6 +363,7 @@ class Loader(Generic[T]):
         self.epoch = state["epoch"]
         self._progress = {int(pool): int(count) for pool, count in state["progress"]}
         self._done = {int(pool) for pool in state["done"]}
+        self._finished = bool(state["finished"])
         self._resume = True
 
     def __repr__(self) -> str:
@@ -366,6 +373,9 @@ class Loader(Generic[T]):
     # -- iteration -------------------------------------------------------------------
 
     def _epoch(self, consumer: int, consumers: int) -> Iterator[Any]:
+        if self._finished:
+            self.epoch += 1
+            self._finished = self._resume = False
         plan = Plan.make(
             self.dataset.shard_list,
             shuffle=self.shuffle,
@@ -387,8 +397,7 @@ class Loader(Generic[T]):
                 yield from self._batches(plan, pools, decoder, self.batch_size, prefetcher)
         finally:
             prefetcher.close()
-        self.epoch += 1
-        self._progress, self._done = {}, set()
+        self._finished = True
 
     def _samples(self, plan: Plan, pools: list[int], decoder: Decoder, prefetcher: Prefetcher) -> Iterator[Any]:
         progress = self._progress
@@ -498,7 +507,12 @@ def merge_state_dicts(states: Iterable[dict[str, Any]]) -> dict[str, Any]:
         done.update(state["done"])
         for pool, count in state["progress"]:
             progress[pool] = max(progress.get(pool, 0), count)
-    return {**first, "progress": sorted([p, c] for p, c in progress.items() if p not in done), "done": sorted(done)}
+    return {
+        **first,
+        "progress": sorted([p, c] for p, c in progress.items() if p not in done),
+        "done": sorted(done),
+        "finished": all(state["finished"] for state in states),
+    }
 
 
 def _url_finder(sources: list[tuple[int, Run, int]]) -> Callable[[int], str]:
@@ -512,7 +526,9 @@ def _url_finder(sources: list[tuple[int, Run, int]]) -> Callable[[int], str]:
 
 
 def _check_state(state: Any) -> None:
-    required = ("version", "mode", "seed", "epoch", "buffer_size", "pool_shards", "num_shards", "progress", "done")
+    required = (
+        "version", "mode", "seed", "epoch", "buffer_size", "pool_shards", "num_shards", "progress", "done", "finished"
+    )
     if not isinstance(state, dict) or any(k not in state for k in required):
         raise InvalidArgument(
             f"not an atdata loader state (expected a dict with keys {list(required)}), got {state!r:.200}"
