@@ -4,15 +4,11 @@ With nothing configured they use the embedded servers of ``atdata local up``: Re
 localhost:6379 and S3 on http://localhost:9000 with the spec's minioadmin keys. Each
 default can be replaced by an option or an environment variable (option first):
 
-=================  ========================  ==========================================
-option             environment               default
-=================  ========================  ==========================================
-``--redis-url``    ``ATDATA_REDIS_URL``      ``redis://localhost:6379/0``
-``--key-prefix``   ``ATDATA_KEY_PREFIX``     ``atdata:`` (LocalIndex's default)
-``--hive-path``    ``ATDATA_HIVE_PATH``      ``atdata/datasets`` (bucket/prefix)
-``--s3-credentials`` ``ATDATA_S3_CREDENTIALS``  AWS environment if ``AWS_ACCESS_KEY_ID``
-                                             is set, else the embedded server's keys
-=================  ========================  ==========================================
+- ``--redis-url`` / ``$ATDATA_REDIS_URL``: default ``redis://localhost:6379/0``;
+- ``--key-prefix`` / ``$ATDATA_KEY_PREFIX``: default ``atdata:`` (LocalIndex's);
+- ``--hive-path`` / ``$ATDATA_HIVE_PATH``: default ``atdata/datasets`` (bucket/prefix);
+- ``--s3-credentials`` / ``$ATDATA_S3_CREDENTIALS``: default the AWS environment when
+  ``AWS_ACCESS_KEY_ID`` is set, else the embedded server's endpoint and keys.
 """
 
 from __future__ import annotations

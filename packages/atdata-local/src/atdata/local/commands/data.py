@@ -25,7 +25,7 @@ from ..repo import DEFAULT_GRACE, DEFAULT_MAXCOUNT, DEFAULT_MAXSIZE
 from ._connect import add_index_options, add_store_options, configure_reads, make_index, make_repo
 from ._sizes import ShardSizes, SizeProbe, human_bytes
 
-__all__ = ["register", "resolve_entry"]
+__all__ = ["load_type", "register", "resolve_entry"]
 
 _CONNECTION_HELP = (
     "With nothing configured, commands use the local servers of `atdata local up` "
