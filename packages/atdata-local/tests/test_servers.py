@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,16 @@ def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
     proc.stop(timeout=0.3)
     assert not proc.running()
     assert proc._popen is not None and proc._popen.returncode == -signal.SIGKILL
+
+
+def test_server_started_from_a_worker_thread_outlives_the_thread(tmp_path: Path) -> None:
+    """PDEATHSIG is per thread: a server started from a finished worker thread must live on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        server = pool.submit(servers.start_redis, tmp_path).result()
+    try:
+        time.sleep(0.3)  # the worker thread has exited; a PDEATHSIG would have fired by now
+        assert redis.Redis.from_url(server.url).ping()
+    finally:
+        server.stop()

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -155,12 +156,20 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _tie_to_parent(detached: bool) -> bool:
+    """Whether a new server should die with us: not when detached, and only when started
+    from the main thread, since PDEATHSIG fires when the *thread* that forked exits (a
+    server started from a short-lived worker thread would die with that thread)."""
+    return not detached and threading.current_thread() is threading.main_thread()
+
+
 @dataclass
 class ServerProcess:
     """One running server: its pid, port and log file.
 
     ``detached`` servers (``atdata local up``) run in their own session and outlive
-    the Python process that started them; the others die with it.
+    the Python process that started them; the others die with it (on Linux, when
+    started from the main thread) or are stopped by :meth:`stop`.
     """
 
     name: str
@@ -276,7 +285,7 @@ def _start_once(
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=detached,
-                preexec_fn=None if detached else _die_with_parent,
+                preexec_fn=_die_with_parent if _tie_to_parent(detached) else None,
                 env={**os.environ, **(env or {})},
             )
         except OSError as exc:
