@@ -111,7 +111,10 @@ def test_insert_ls_show_schemas_gc_on_a_directory_hive(
     # Nothing to collect while the entry exists; everything once it is gone.
     code, report, _ = run(capsys, "gc", "--grace", "0", "--json", *conn, *hive)
     assert code == 0 and report["removed"] == []
-    atdata.local.LocalIndex.from_url(conn[1], key_prefix=conn[3]).remove_entry("pts")
+    code, removed, _ = run(capsys, "rm", "pts", "--json", *conn)
+    assert code == 0 and removed == {"removed": cid, "name": "pts"}
+    code, _, err = run(capsys, "rm", cid, *conn)
+    assert code == 1 and "no dataset named or with CID" in err
     code, report, _ = run(capsys, "gc", "--grace", "1h", "--json", *conn, *hive)
     assert report["removed"] == [] and report["kept_recent"] == 6
     code, report, _ = run(capsys, "gc", "--grace", "0", "--dry-run", *conn, *hive)
@@ -203,7 +206,7 @@ def test_debug_shows_the_traceback(conn: list[str]) -> None:
     assert done.returncode != 0 and "Traceback" in done.stderr and "EntryNotFound" in done.stderr
 
 
-@pytest.mark.parametrize("command", [["ls"], ["show"], ["insert"], ["gc"], ["schemas"], ["schema", "show"]])
+@pytest.mark.parametrize("command", [["ls"], ["show"], ["insert"], ["rm"], ["gc"], ["schemas"], ["schema", "show"]])
 def test_every_command_explains_itself(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])

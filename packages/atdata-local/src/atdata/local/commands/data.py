@@ -1,4 +1,4 @@
-"""``atdata ls``, ``show``, ``insert`` and ``gc``: the datasets of a Repo from the shell.
+"""``atdata ls``, ``show``, ``insert``, ``rm`` and ``gc``: the datasets of a Repo from the shell.
 
 Connection defaults are the embedded servers of ``atdata local up`` (see ``_connect``).
 """
@@ -34,7 +34,7 @@ _CONNECTION_HELP = (
 
 
 def register(subparsers: Any) -> None:
-    """Add ``ls``, ``show``, ``insert`` and ``gc``."""
+    """Add ``ls``, ``show``, ``insert``, ``rm`` and ``gc``."""
     ls = subparsers.add_parser(
         "ls",
         help="list indexed datasets (name, CID, schema, shards, size)",
@@ -88,6 +88,18 @@ def register(subparsers: Any) -> None:
     add_index_options(insert)
     add_store_options(insert)
     insert.set_defaults(handler=_insert)
+
+    rm = subparsers.add_parser(
+        "rm",
+        help="remove a dataset from the index (its shards stay until gc)",
+        description="Remove one entry, by CID or the newest under a name (the name then points at its "
+        "previous version, if any). Its shards stay in the store until `atdata gc` deletes the ones no "
+        "entry references. " + _CONNECTION_HELP,
+        parents=[common_options()],
+    )
+    rm.add_argument("ref", metavar="NAME|CID", help="a dataset name (its newest version) or a CID")
+    add_index_options(rm)
+    rm.set_defaults(handler=_rm)
 
     gc = subparsers.add_parser(
         "gc",
@@ -309,6 +321,14 @@ def _insert(args: argparse.Namespace, out: Output) -> int:
         f"cid:      {entry.cid}\nschema:   {entry.schema_ref}\ndata_url: {entry.data_urls[0]}"
     )
     out.emit(result, text)
+    return 0
+
+
+def _rm(args: argparse.Namespace, out: Output) -> int:
+    index = make_index(args)
+    entry = resolve_entry(index, args.ref)
+    index.remove_entry(entry.cid)
+    out.emit({"removed": entry.cid, "name": entry.name}, f"removed {entry.name!r} ({entry.cid}); `atdata gc` frees its shards")
     return 0
 
 
