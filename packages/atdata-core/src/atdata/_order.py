@@ -148,23 +148,23 @@ def _run_of(block: Block) -> Run:
 def _shuffled(plan: Plan, pool: int, urls: list[str], prefetcher: Prefetcher | None) -> Iterator[Run]:
     """A buffer shuffle over the pool's shards, read one after another.
 
-    Samples collect in a buffer; each time it holds ``2 * buffer_size`` samples they are
-    permuted (one NumPy permutation) and the first ``buffer_size`` leave. Cycles are
-    counted in samples, never in read blocks, so the order depends only on the seed, the
-    epoch, the pool and the shards' contents. The buffer holds copies of the samples (not
-    views), so it never pins whole read blocks: memory stays near ``2 * buffer_size``
-    samples.
+    Samples collect in a buffer; each time it holds ``buffer_size`` samples they are
+    permuted (one NumPy permutation) and half of them leave. Cycles are counted in
+    samples, never in read blocks, so the order depends only on the seed, the epoch, the
+    pool and the shards' contents. The buffer holds copies of the samples (not views), so
+    it never pins whole read blocks: memory stays at ``buffer_size`` samples.
     """
     rng = np.random.Generator(np.random.PCG64(derive_seed(plan.seed, plan.epoch, pool)))
     size = plan.buffer_size
+    half = max(1, size // 2)
     buffer: list[Item] = []
     for url in urls:
         for block in _blocks(url, prefetcher):
             buffer += zip(block.keys, map(bytes, block.views), repeat(url))
-            while len(buffer) >= 2 * size:
-                mixed = _permuted(buffer[: 2 * size], rng)
-                yield from _runs(mixed[:size])
-                buffer = mixed[size:] + buffer[2 * size :]
+            while len(buffer) >= size:
+                mixed = _permuted(buffer[:size], rng)
+                yield from _runs(mixed[:half])
+                buffer = mixed[half:] + buffer[size:]
     yield from _runs(_permuted(buffer, rng))
 
 
