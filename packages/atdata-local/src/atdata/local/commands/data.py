@@ -33,41 +33,50 @@ _CONNECTION_HELP = (
 )
 
 
+def _command(subparsers: Any, name: str, help_text: str, description: str, handler: Any) -> argparse.ArgumentParser:
+    """A data command: ``--json``/``--debug``, the index options, and its handler."""
+    parser = subparsers.add_parser(
+        name, help=help_text, description=f"{description} {_CONNECTION_HELP}", parents=[common_options()]
+    )
+    add_index_options(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def register(subparsers: Any) -> None:
     """Add ``ls``, ``show``, ``insert``, ``rm`` and ``gc``."""
-    ls = subparsers.add_parser(
+    ls = _command(
+        subparsers,
         "ls",
-        help="list indexed datasets (name, CID, schema, shards, size)",
-        description="List the datasets in the index, sorted by name: the newest version of each name "
-        "(--all: every version, newest first) with its CID, schema, number of shards and total size "
-        "(measured in the store; '?' when the store cannot be read). " + _CONNECTION_HELP,
-        parents=[common_options()],
+        "list indexed datasets (name, CID, schema, shards, size)",
+        "List the datasets in the index, sorted by name: the newest version of each name (--all: every "
+        "version, newest first) with its CID, schema, number of shards and total size (measured in the "
+        "store; '?' when the store cannot be read).",
+        _ls,
     )
     ls.add_argument("--all", action="store_true", help="every version of each name, not only the newest")
-    add_index_options(ls)
     _add_credentials_only(ls)
-    ls.set_defaults(handler=_ls)
 
-    show = subparsers.add_parser(
+    show = _command(
+        subparsers,
         "show",
-        help="show one dataset by name or CID",
-        description="Show a dataset: name, CID, schema, data URLs, shards and size (missing shards are "
-        "reported), entry metadata and how many versions the name has. " + _CONNECTION_HELP,
-        parents=[common_options()],
+        "show one dataset by name or CID",
+        "Show a dataset: name, CID, schema, data URLs, shards and size (missing shards are reported, exit "
+        "1), entry metadata and how many versions the name has.",
+        _show,
     )
     show.add_argument("ref", metavar="NAME|CID", help="a dataset name (its newest version) or a CID (bafyrei...)")
-    add_index_options(show)
     _add_credentials_only(show)
-    show.set_defaults(handler=_show)
 
-    insert = subparsers.add_parser(
+    insert = _command(
+        subparsers,
         "insert",
-        help="copy shards into the repo and index them",
-        description="Copy the samples of a dataset (local tar shards, a brace pattern such as "
+        "copy shards into the repo and index them",
+        "Copy the samples of a dataset (local tar shards, a brace pattern such as "
         "'data-{000000..000009}.tar', or s3:// URLs) into the hive as new shards, then index them under "
         "--name in one atomic write. Samples are copied without decoding. Shows progress (bytes, shards, "
-        "samples/s) on a terminal. " + _CONNECTION_HELP,
-        parents=[common_options()],
+        "samples/s) on a terminal.",
+        _insert,
     )
     insert.add_argument("source", metavar="PATH_OR_URL", help="shards to copy: path, brace pattern or URL")
     insert.add_argument("--name", required=True, help="the dataset name (re-using one adds its newest version)")
@@ -85,30 +94,27 @@ def register(subparsers: Any) -> None:
     insert.add_argument("--cache-local", action="store_true", help="write each shard to a local temp file, then upload it")
     insert.add_argument("--metadata", type=_json_object, help="entry metadata as a JSON object, e.g. '{\"split\": \"train\"}'")
     insert.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_index_options(insert)
     add_store_options(insert)
-    insert.set_defaults(handler=_insert)
 
-    rm = subparsers.add_parser(
+    rm = _command(
+        subparsers,
         "rm",
-        help="remove a dataset from the index (its shards stay until gc)",
-        description="Remove one entry, by CID or the newest under a name (the name then points at its "
-        "previous version, if any). Its shards stay in the store until `atdata gc` deletes the ones no "
-        "entry references. " + _CONNECTION_HELP,
-        parents=[common_options()],
+        "remove a dataset from the index (its shards stay until gc)",
+        "Remove one entry, by CID or the newest under a name (the name then points at its previous version, "
+        "if any). Its shards stay in the store until `atdata gc` deletes the ones no entry references.",
+        _rm,
     )
     rm.add_argument("ref", metavar="NAME|CID", help="a dataset name (its newest version) or a CID")
-    add_index_options(rm)
-    rm.set_defaults(handler=_rm)
 
-    gc = subparsers.add_parser(
+    gc = _command(
+        subparsers,
         "gc",
-        help="delete shards no dataset references",
-        description="Delete the objects under the hive that inserts wrote but no index entry references "
-        "(left by crashed or failed inserts, or by removed entries). A run is kept while any of its objects "
-        "is younger than --grace, so inserts in progress are safe. Use the same --redis-url/--key-prefix as "
-        "the inserts: entries of another index do not count as references. " + _CONNECTION_HELP,
-        parents=[common_options()],
+        "delete shards no dataset references",
+        "Delete the objects under the hive that inserts wrote but no index entry references (left by "
+        "crashed or failed inserts, or by removed entries). A run is kept while any of its objects is "
+        "younger than --grace, so inserts in progress are safe. Use the same --redis-url/--key-prefix as "
+        "the inserts: entries of another index do not count as references.",
+        _gc,
     )
     gc.add_argument(
         "--grace",
@@ -123,9 +129,7 @@ def register(subparsers: Any) -> None:
         help="delete even if the index has no entries at all (gc refuses by default: an index that was "
         "reset, or the wrong Redis, would make every dataset look unreferenced)",
     )
-    add_index_options(gc)
     add_store_options(gc)
-    gc.set_defaults(handler=_gc)
 
 
 def _add_credentials_only(parser: argparse.ArgumentParser) -> None:
