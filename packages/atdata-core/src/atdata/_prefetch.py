@@ -63,6 +63,21 @@ class PrefetchStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def next_chunk(self) -> bytes:
+        """The next block the thread read, as it read it (``b""`` at the end): no copy."""
+        if self._pending:
+            data, self._pending = bytes(self._pending), memoryview(b"")
+            return data
+        if self._eof:
+            return b""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._eof = True
+            raise item
+        if not item:
+            self._eof = True
+        return item
+
     def readinto(self, view: memoryview) -> int:  # type: ignore[override]
         if not self._pending:
             if self._eof:

@@ -34,6 +34,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ._prefetch import PrefetchStream
 from .errors import ShardError
 from .openers import local_path, open_url
 
@@ -340,7 +341,12 @@ def iter_blocks(url: str, chunk: int = CHUNK, stream: BinaryIO | None = None) ->
     """
     walker = ShardWalker(url)
     with stream if stream is not None else _open(url) as source:
-        reads = _file_reads(source, chunk) if isinstance(source, io.FileIO) else _stream_reads(source, chunk)
+        if isinstance(source, io.FileIO):
+            reads = _file_reads(source, chunk)
+        elif isinstance(source, PrefetchStream):
+            reads = _chunk_reads(source)
+        else:
+            reads = _stream_reads(source, chunk)
         next(reads)
         used: int | None = None
         while True:
@@ -366,6 +372,17 @@ def _file_reads(source: io.FileIO, chunk: int) -> Generator[tuple[bytes, bool], 
         source.seek(offset)
         buf = _read_exactly(source, want)
         used = yield buf, len(buf) < want
+
+
+def _chunk_reads(source: PrefetchStream) -> Generator[tuple[bytes, bool], int | None, None]:
+    """Blocks as a prefetching thread read them, each after the unused end of the last."""
+    buf = b""
+    used = yield buf, False  # priming
+    while True:
+        carry = buf[used:] if used is not None else b""
+        data = source.next_chunk()
+        buf = carry + data if carry else data
+        used = yield buf, not data
 
 
 def _stream_reads(source: BinaryIO, chunk: int) -> Generator[tuple[bytearray, bool], int | None, None]:
