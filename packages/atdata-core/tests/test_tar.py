@@ -48,7 +48,10 @@ def write_wds(path: Path, samples: list[dict[str, bytes | str]], fmt: int = tarf
             sink.write(sample)
 
 
-_key_part = st.text(st.characters(codec="utf-8", exclude_characters="/\0"), min_size=1, max_size=120)
+_key_part = st.one_of(
+    st.from_regex(r"[0-9a-z_]{1,12}", fullmatch=True),  # the layout the vectorised fast path takes
+    st.text(st.characters(codec="utf-8", exclude_characters="/\0"), min_size=1, max_size=120),
+)
 _keys = st.lists(_key_part, min_size=1, max_size=3).map("/".join)
 _extensions = st.sampled_from(["msgpack", "txt", "json", "cls", "npy", "MSGPACK", "b.msgpack", "msgpack.gz"])
 _sample = st.fixed_dictionaries(
