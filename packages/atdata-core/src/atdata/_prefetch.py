@@ -63,6 +63,17 @@ class PrefetchStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def readinto(self, view: memoryview) -> int:  # type: ignore[override]
+        if not self._pending:
+            data = self.next_chunk()
+            if not data:
+                return 0
+            self._pending = memoryview(data)
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
     def next_chunk(self) -> bytes:
         """The next block the thread read, as it read it (``b""`` at the end): no copy."""
         if self._pending:
@@ -77,23 +88,6 @@ class PrefetchStream(io.RawIOBase):
         if not item:
             self._eof = True
         return item
-
-    def readinto(self, view: memoryview) -> int:  # type: ignore[override]
-        if not self._pending:
-            if self._eof:
-                return 0
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                self._eof = True
-                raise item
-            if not item:
-                self._eof = True
-                return 0
-            self._pending = memoryview(item)
-        n = min(len(view), len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
 
     def close(self) -> None:
         self._stop.set()
