@@ -311,6 +311,11 @@ def test_state_of_another_loader_is_refused(dataset: atdata.Dataset[TrainingSamp
         dataset.shuffled(buffer_size=20, seed=1).load_state_dict(state)
     with pytest.raises(InvalidArgument, match="mode"):
         dataset.ordered().load_state_dict(state)
+    with pytest.raises(InvalidArgument, match="seed"):
+        dataset.shuffled(buffer_size=10, seed=2).load_state_dict(state)
+    drawn = dataset.shuffled(buffer_size=10)  # no seed given: takes the saved one
+    drawn.load_state_dict(state)
+    assert drawn.seed == 1
     with pytest.raises(InvalidArgument, match="not an atdata loader state"):
         dataset.ordered().load_state_dict({"epoch": 1})
     with pytest.raises(InvalidArgument, match="batch_size"):

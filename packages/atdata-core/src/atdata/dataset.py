@@ -281,6 +281,7 @@ class Loader(Generic[T]):
         self.batch_size = batch_size
         self.drop_last = drop_last
         self.seed = seed if seed is not None else (int.from_bytes(os.urandom(8), "big") if shuffle else 0)
+        self._seed_drawn = seed is None  # a drawn seed gives way to a saved one on resume
         self.buffer_size = buffer_size
         self.pool_shards = pool_shards
         self.rank = rank
@@ -356,10 +357,12 @@ class Loader(Generic[T]):
         if self.shuffle:
             mine["seed"] = self.seed
         diff = {k: (state[k], v) for k, v in mine.items() if state[k] != v}
-        if diff and set(diff) != {"seed"}:
+        if self._seed_drawn:
+            diff.pop("seed", None)
+        if diff:
             shown = ", ".join(f"{k}: saved {a!r}, this loader {b!r}" for k, (a, b) in diff.items())
             raise InvalidArgument(f"state_dict does not fit this loader ({shown}); make the loader with the saved values")
-        self.seed = state["seed"]  # a seed drawn at random is replaced by the saved one
+        self.seed = state["seed"]
         self.epoch = state["epoch"]
         self._progress = {int(pool): int(count) for pool, count in state["progress"]}
         self._done = {int(pool) for pool in state["done"]}
