@@ -53,6 +53,7 @@ S3_TEST_SECRET_KEY = "atdata-test-secret"  # a throwaway test credential
 
 
 _REDIS_FIXTURES = {"redis_server", "redis_cluster_server"}
+_SERVER_FIXTURES = _REDIS_FIXTURES | {"s3_server", "moto_s3_server"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -62,9 +63,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test on a real Redis fixture, so CI can rerun exactly those on another server."""
+    """Mark tests by the servers they use: every one on a server fixture is ``real`` (so
+    ``-m "not real"`` never starts a server), and every one on a Redis fixture is also
+    ``uses_redis`` (so CI can rerun exactly those on another Redis)."""
     for item in items:
-        if _REDIS_FIXTURES & set(getattr(item, "fixturenames", ())):
+        used = set(getattr(item, "fixturenames", ()))
+        if _SERVER_FIXTURES & used and not item.get_closest_marker("real"):
+            item.add_marker(pytest.mark.real)
+        if _REDIS_FIXTURES & used:
             item.add_marker(pytest.mark.uses_redis)
 
 

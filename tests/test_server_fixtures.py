@@ -110,3 +110,20 @@ def test_a_server_that_cannot_start_errors_never_skips(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*LocalServerError: cannot run no-such-redis-server*"])
+
+
+def test_tests_on_server_fixtures_are_marked_real(pytester: pytest.Pytester) -> None:
+    """`-m "not real"` must never start a server, even for a test that forgot its marker."""
+    pytester.makeconftest((Path(__file__).resolve().parents[1] / "conftest.py").read_text())
+    pytester.makepyfile(
+        test_unmarked="""
+        def test_s3(s3_server): pass
+        def test_redis(redis_cluster_server): pass
+        def test_plain(): pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "not real")
+    result.assert_outcomes(passed=1, deselected=2)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "uses_redis", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_redis*"])
+    result.stdout.no_fnmatch_line("*test_s3*")
