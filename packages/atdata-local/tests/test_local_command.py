@@ -149,6 +149,17 @@ def test_an_s3_server_already_on_the_port_is_adopted(
     assert code == 0
     s3_entry = entries[1]
     assert s3_entry["running"] and not s3_entry["managed"] and s3_entry["url"] == moto_s3_server.endpoint_url
+    assert s3_entry["note"] is None  # moto accepts any keys
+
+
+def test_an_adopted_s3_server_that_refuses_the_default_keys_gets_a_note(
+    home: Path, s3_server: servers.S3Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ports = ["--redis-port", str(free_port()), "--s3-port", str(s3_server.port)]
+    code, text, _ = run(capsys, "local", "up", *ports)
+    assert code == 0
+    assert "note: this S3 server was not started by atdata and refuses access key 'minioadmin'" in text
+    assert s3_server.secret_key not in text
 
 
 def test_debug_shows_the_traceback(home: Path) -> None:

@@ -462,6 +462,9 @@ class ServerStatus:
         adopted server.
     log
         Its log file, likewise.
+    note
+        A problem worth telling the user, e.g. an adopted S3 server that refuses the
+        credentials the spec's examples use.
     """
 
     name: str
@@ -473,6 +476,7 @@ class ServerStatus:
     pid: int | None = None
     data_dir: str | None = None
     log: str | None = None
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for ``--json`` output."""
@@ -558,6 +562,8 @@ def status(
     *,
     redis_port: int = DEFAULT_REDIS_PORT,
     s3_port: int = DEFAULT_S3_PORT,
+    access_key: str = DEFAULT_S3_ACCESS_KEY,
+    secret_key: str = DEFAULT_S3_SECRET_KEY,
 ) -> list[ServerStatus]:
     """Report the local Redis and S3 servers: running or not, managed or adopted, where.
 
@@ -567,13 +573,45 @@ def status(
         The state directory (default ``$ATDATA_HOME`` or ``~/.atdata``).
     redis_port, s3_port
         Ports probed when no managed server is recorded.
+    access_key, secret_key
+        Credentials an adopted S3 server is checked against (a note says if it refuses them).
     """
     home = _resolve_home(data_dir)
     state = _read_state(home)
-    return [
-        _current("redis", redis_port, state.get("redis"), home),
-        _current("s3", s3_port, state.get("s3"), home),
-    ]
+    redis_status = _current("redis", redis_port, state.get("redis"), home)
+    s3_status = _current("s3", s3_port, state.get("s3"), home)
+    if s3_status.running and not s3_status.managed:
+        s3_status.note = _refused_credentials_note(s3_status.url, access_key, secret_key)
+    return [redis_status, s3_status]
+
+
+def _refused_credentials_note(endpoint_url: str, access_key: str, secret_key: str) -> str | None:
+    """Say so if the S3 server at ``endpoint_url`` refuses ``access_key`` (a signed ListBuckets).
+
+    An adopted server (the user's own MinIO, say) may run with other keys; then the spec's
+    ``Repo(s3_credentials={... minioadmin ...})`` would fail later with a less obvious error.
+    """
+    import boto3  # only here: status and up stay fast when nothing is adopted
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+    )
+    try:
+        client.list_buckets()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        return (
+            f"this S3 server was not started by atdata and refuses access key {access_key!r} ({code}); "
+            "pass its own keys as s3_credentials, or stop it and run `atdata local up` again"
+        )
+    except BotoCoreError as exc:
+        return f"this S3 server was not started by atdata and did not answer a signed request ({exc})"
+    return None
 
 
 def up(
@@ -633,7 +671,7 @@ def up(
             state[name] = _start_managed(name, home, port, access_key, secret_key, timeout)
             _write_state(home, state)  # record each server as soon as it runs
         _write_state(home, state)
-    return status(home, redis_port=redis_port, s3_port=s3_port)
+    return status(home, redis_port=redis_port, s3_port=s3_port, access_key=access_key, secret_key=secret_key)
 
 
 def _start_managed(

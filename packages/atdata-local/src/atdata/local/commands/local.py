@@ -80,6 +80,8 @@ def _describe(entry: servers.ServerStatus) -> str:
         lines.append(f"       data {entry.data_dir}")
     if entry.log:
         lines.append(f"       log  {entry.log}")
+    if entry.note:
+        lines.append(f"       note: {entry.note}")
     return "\n".join(lines)
 
 
