@@ -208,3 +208,12 @@ def test_concurrent_ups_start_each_server_once(home: Path) -> None:
     pids = [[entry.pid for entry in result] for result in results]
     assert pids[0] == pids[1] and all(pids[0])
     assert all(entry.managed and entry.running for result in results for entry in result)
+
+
+def test_unexpected_errors_name_their_type(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise KeyError("redis")
+
+    monkeypatch.setattr(servers, "status", broken)
+    code, _, err = run(capsys, "local", "status")
+    assert code == 1 and err == "atdata: error: KeyError: 'redis' (--debug for details)\n"

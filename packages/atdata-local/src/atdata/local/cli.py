@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from atdata.errors import AtdataError
+
 from . import commands
 from ._version import __version__
 
@@ -94,9 +96,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into a line
         if args.debug:
             raise
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        print(f"atdata: error: {first_line} (--debug for details)", file=sys.stderr)
+        print(f"atdata: error: {_one_line(exc)} (--debug for details)", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: Exception) -> str:
+    """The first line of the message; unexpected (non-atdata) errors also name their type,
+    since e.g. a bare ``KeyError`` message is just the quoted key."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, AtdataError) and first:
+        return first
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 if __name__ == "__main__":
