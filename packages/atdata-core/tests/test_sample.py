@@ -420,3 +420,9 @@ def test_keys_differ_across_forked_processes() -> None:
     child_keys = {text[i : i + 32] for i in range(0, len(text), 32)}
     assert len(child_keys) == 100 and not child_keys & parent_keys
     assert {k[32 - 16 :] for k in child_keys}.isdisjoint({k[32 - 16 :] for k in parent_keys})
+
+
+@pytest.mark.parametrize("name", ["packed", "as_wds", "from_bytes", "from_data"])
+def test_field_named_like_a_sample_method_is_refused_at_definition(name: str) -> None:
+    with pytest.raises(atdata.errors.UnsupportedFieldType, match=f"'{name}'.*reserved.*rename"):
+        atdata.packable(type("Clash", (), {"__annotations__": {name: int, "label": str}}))

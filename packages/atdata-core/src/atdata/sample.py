@@ -35,7 +35,7 @@ import numpy as np
 
 from . import _npy
 from ._fields import PRIMITIVE_KINDS, FieldSpec, check_annotations, field_specs
-from .errors import InvalidArgument, SampleDecodeError
+from .errors import InvalidArgument, SampleDecodeError, UnsupportedFieldType
 
 __all__ = [
     "DictSample",
@@ -63,6 +63,13 @@ class PackableSample:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        clashes = sorted(set(cls.__dict__.get("__annotations__", {})) & _RESERVED_FIELD_NAMES)
+        if clashes:
+            # A field would shadow the method or property that packs the sample.
+            raise UnsupportedFieldType(
+                f"{cls.__qualname__}: field name(s) {', '.join(map(repr, clashes))} are reserved by "
+                f"PackableSample ({', '.join(sorted(_RESERVED_FIELD_NAMES))}); rename the field."
+            )
         check_annotations(cls)
 
     @classmethod
@@ -169,6 +176,10 @@ def unpack(data: bytes | bytearray | memoryview, owner: str = "sample") -> Any:
         raise SampleDecodeError(
             f"{owner}: {len(data)} bytes are not one msgpack map (truncated or corrupt sample): {exc}"
         ) from exc
+
+
+_RESERVED_FIELD_NAMES = frozenset(name for name in vars(PackableSample) if not name.startswith("_"))
+"""Public members of PackableSample that a field of the same name would shadow."""
 
 
 class DictSample(PackableSample):
