@@ -7,8 +7,9 @@ or boto3, the add-on wheels extend it, uninstalling an add-on leaves core intact
 editable installs of all four work too.
 
 Wheels are built with hatchling from the working tree (no build isolation, so no
-download). Venvs get their dependencies through ``uv pip`` pinned to ``uv.lock``'s
-versions, which ``uv sync`` has already put in uv's cache.
+download). Venvs get their third-party dependencies through ``uv pip`` pinned to
+``uv.lock``'s versions, which ``uv sync`` has already put in uv's cache; the editable
+installs themselves go through pip.
 """
 
 from __future__ import annotations
@@ -138,9 +139,15 @@ def test_wheels_in_a_fresh_venv(wheels: dict[str, Path], constraints: Path, tmp_
 
 
 def test_editable_installs_in_a_fresh_venv(constraints: Path, tmp_path: Path) -> None:
-    python = _venv(tmp_path / "venv")
+    """``pip install -e`` of the four (pip drives hatchling's editable build, as users do)."""
+    venv = tmp_path / "venv"
+    _run(_uv(), "venv", "--quiet", "--seed", "--python", sys.executable, venv)
+    python = venv / "bin" / "python"
+    # Third-party dependencies, the build backend and its editable helper (editables) come
+    # through uv, pinned to uv.lock; pip itself then needs no index (--no-deps --no-build-isolation).
+    _install(python, constraints, "-r", constraints, "hatchling", "editables")
     editables = [arg for dist in DISTRIBUTIONS for arg in ("-e", str(ROOT / "packages" / dist))]
-    _install(python, constraints, *editables)
+    _run(python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", *editables)
     out = _python(
         python,
         "import atdata, atdata.local, atdata.index_redis, atdata.store_s3\n"
