@@ -58,6 +58,7 @@ def test_redis_starts_answers_and_stops(tmp_path: Path) -> None:
 def test_redis_aof_persists_across_restart(tmp_path: Path) -> None:
     with servers.start_redis(tmp_path, persistence="aof") as first:
         client = redis.Redis.from_url(first.url)
+        assert client.config_get("appendfsync")["appendfsync"] == "always"
         client.set("atdata:test:key", b"kept")
         client.close()
     port = free_port()
@@ -65,6 +66,18 @@ def test_redis_aof_persists_across_restart(tmp_path: Path) -> None:
         client = redis.Redis.from_url(second.url)
         assert client.get("atdata:test:key") == b"kept"
         client.close()
+
+
+def test_redis_aof_keeps_an_acknowledged_write_through_sigkill(tmp_path: Path) -> None:
+    first = servers.start_redis(tmp_path, persistence="aof")
+    client = redis.Redis.from_url(first.url)
+    client.set("atdata:test:acked", b"yes")
+    client.close()
+    assert first.process is not None
+    os.kill(first.process.pid, signal.SIGKILL)  # no shutdown, no final flush
+    first.stop()
+    with servers.start_redis(tmp_path, persistence="aof") as second:
+        assert redis.Redis.from_url(second.url).get("atdata:test:acked") == b"yes"
 
 
 def test_redis_without_persistence_forgets(tmp_path: Path) -> None:
