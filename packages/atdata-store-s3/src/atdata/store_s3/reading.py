@@ -9,8 +9,11 @@ environment (boto3's chain, plus ``AWS_ENDPOINT``).
 
 from __future__ import annotations
 
+import http.client
 import io
 import os
+import socket
+import struct
 import threading
 from collections.abc import Mapping
 from typing import Any, BinaryIO
@@ -72,17 +75,29 @@ def _settings_for(bucket: str) -> tuple[S3Credentials, Config]:
 
 
 class _ObjectStream(io.RawIOBase):
-    """A ``GetObject`` body as a raw stream; errors mid-read name the URL."""
+    """A ``GetObject`` body as a raw stream; errors mid-read name the URL.
+
+    Over plain HTTP (a local S3-compatible server) each ``readinto`` fills the buffer
+    with one blocking ``recv(MSG_WAITALL)`` on the connection's socket (see
+    :class:`_DirectBody`) instead of urllib3's read loop: that loop gives up and
+    retakes the GIL for every few KiB the socket holds, and while another thread
+    decodes, each retake waits out the interpreter's switch interval (5 ms), so a
+    background download crawled whenever the reader was busy (measured: the read path
+    at 0.55-0.6x the raw ``get_object`` rate, ~0.9x with this).
+    """
 
     def __init__(self, body: Any, url: str) -> None:
         self._body = body
         self._url = url
+        self._direct = _DirectBody.of(body)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         try:
+            if self._direct is not None:
+                return self._direct.readinto(buffer, self._url)
             # StreamingBody checks Content-Length at the end: a cut-off body raises.
             return int(self._body.readinto(buffer))
         except (BotoCoreError, ClientError) as exc:
@@ -92,8 +107,78 @@ class _ObjectStream(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            self._body.close()
+            self._body.close()  # a body read past urllib3 closes its connection, never reused
         super().close()
+
+
+class _DirectBody:
+    """Reads a response body straight from its plain-HTTP socket, whole buffers at a time.
+
+    Only for a body of known length, not chunked nor content-encoded, on a socket
+    without TLS (``SSLSocket`` takes no ``recv`` flags); :meth:`of` returns None
+    otherwise and the body is read through urllib3. Reads stop at the body's end, so
+    a kept-alive connection never blocks waiting for bytes that are not coming; a
+    body that ends early raises, as ``StreamingBody``'s length check does. The
+    connection's read timeout still applies (``SO_RCVTIMEO`` while blocking).
+    """
+
+    def __init__(self, response: http.client.HTTPResponse, sock: socket.socket, length: int) -> None:
+        self._buffered = response.fp  # may hold body bytes read with the headers: drained first
+        self._socket = sock
+        self._length = length
+        self._remaining = length
+
+    @classmethod
+    def of(cls, body: Any) -> _DirectBody | None:
+        raw = getattr(body, "_raw_stream", None)  # urllib3 HTTPResponse
+        response = getattr(raw, "_fp", None)  # http.client.HTTPResponse
+        if not isinstance(response, http.client.HTTPResponse) or not hasattr(socket, "MSG_WAITALL"):
+            return None
+        if response.chunked or response.length is None or raw.headers.get("content-encoding"):
+            return None
+        sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
+        if type(sock) is not socket.socket:
+            return None
+        return cls(response, sock, response.length)
+
+    def readinto(self, buffer: Any, url: str) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._remaining)
+        if not want:
+            return 0
+        got = self._buffered.readinto1(view[:want])  # what came with the headers, or one recv
+        if got and got < want:
+            got += self._receive_all(view[got:want])
+        self._remaining -= got
+        if got < want:
+            raise StoreUnavailable(
+                f"reading {url}: the connection closed after {self._length - self._remaining} of "
+                f"{self._length} bytes; retry the read"
+            )
+        return got
+
+    def _receive_all(self, view: memoryview) -> int:
+        """Fill ``view`` in one blocking call (the GIL released once); fewer bytes at EOF."""
+        sock, timeout = self._socket, self._socket.gettimeout()
+        sock.settimeout(None)
+        if timeout:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+        try:
+            got = 0
+            while got < len(view):  # a signal can end the call early
+                n = sock.recv_into(view[got:], len(view) - got, socket.MSG_WAITALL)
+                if not n:
+                    break
+                got += n
+            return got
+        finally:
+            if timeout:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(0))
+            sock.settimeout(timeout)
+
+
+def _timeval(seconds: float) -> bytes:
+    return struct.pack("ll", int(seconds), int(seconds % 1 * 1e6))
 
 
 def open_object(url: str, client: Any) -> BinaryIO:
