@@ -102,6 +102,8 @@ class _ObjectStream(io.RawIOBase):
             return int(self._body.readinto(buffer))
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, "reading", self._url) from exc
+        except StoreUnavailable:  # already names the URL (an OSError too: not wrapped again)
+            raise
         except OSError as exc:  # resets below urllib3's own error types
             raise StoreUnavailable(f"reading {self._url}: the connection failed ({exc})") from exc
 
