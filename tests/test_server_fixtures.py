@@ -95,6 +95,7 @@ def test_hypothesis_profiles(request: pytest.FixtureRequest) -> None:
     assert settings.get_profile("thorough").max_examples > settings.get_profile("ci").max_examples
 
 
+@pytest.mark.slow  # runs pytest in subprocesses
 def test_a_server_that_cannot_start_errors_never_skips(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -112,6 +113,7 @@ def test_a_server_that_cannot_start_errors_never_skips(
     result.stdout.fnmatch_lines(["*LocalServerError: cannot run no-such-redis-server*"])
 
 
+@pytest.mark.slow  # runs pytest in subprocesses
 def test_tests_on_server_fixtures_are_marked_real(pytester: pytest.Pytester) -> None:
     """`-m "not real"` must never start a server, even for a test that forgot its marker."""
     pytester.makeconftest((Path(__file__).resolve().parents[1] / "conftest.py").read_text())
