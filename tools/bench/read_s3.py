@@ -14,7 +14,10 @@ and prints MB/s and the ratio to the raw rate (issue 8's target: >= 0.9x). Every
 is the object bytes over the wall time; ``ordered/32`` and ``raw_samples`` also walk
 the tar members (and ``ordered/32`` decodes every sample into batches) in that time, so
 they are the stricter comparison. Each round runs every reader once, in turn, so load
-from other processes on a shared machine falls on all of them alike.
+from other processes on a shared machine falls on all of them alike. CPU milliseconds per
+MB (least over the rounds) are printed for this process (all its threads) and for the
+server: on a machine whose cores are all busy, the byte rate follows the sum of the two
+(the server's share is the same for every reader).
 
     uv run python tools/bench/read_s3.py --samples 40000
 """
@@ -22,6 +25,7 @@ from other processes on a shared machine falls on all of them alike.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -95,22 +99,35 @@ def measure(kind: str, samples: int, repeat: int) -> list[dict]:
                 return total
 
             print(f"# read_s3 {kind}: {len(keys)} objects of <= {PER_SHARD} samples, {total / 1e6:.0f} MB, best of {repeat}")
+            assert server.process is not None  # started here, so its pid is known
+            pid = server.process.pid
             readers = {"boto3 get_object": raw, "ordered/32": ordered, "raw_samples": raw_samples}
             best = dict.fromkeys(readers, 0.0)
+            cpu: dict[str, list[float]] = {name: [] for name in readers}
             for _ in range(repeat):  # rounds interleave the readers: load from others hits all alike
                 for name, fn in readers.items():
-                    start = time.perf_counter()
+                    server_cpu, client_cpu, start = _cpu_seconds(pid), time.process_time(), time.perf_counter()
                     nbytes = fn()
                     best[name] = max(best[name], nbytes / (time.perf_counter() - start))
+                    mb = nbytes / 1e6
+                    cpu[name].append(((time.process_time() - client_cpu) / mb, (_cpu_seconds(pid) - server_cpu) / mb))
             baseline = best["boto3 get_object"]
             for name, rate in best.items():
-                print(f"{kind:9} {name:18} {rate / 1e6:8.1f} MB/s {rate / baseline:6.2f}x", flush=True)
+                client_ms, server_ms = (1e3 * min(c[i] for c in cpu[name]) for i in (0, 1))
+                print(f"{kind:9} {name:18} {rate / 1e6:8.1f} MB/s {rate / baseline:6.2f}x"
+                      f"   CPU ms/MB: client {client_ms:5.2f} server {server_ms:5.2f}", flush=True)
                 if name != "boto3 get_object":
                     rows.append(result_row(f"S3 read {kind}: Dataset {name}", rate / 1e6, baseline / 1e6, "MB/s",
                                            size=f"{samples} samples", baseline_name="boto3 get_object (bytes only)"))
         finally:
             server.stop()
     return rows
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from ``/proc`` (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 if __name__ == "__main__":
     main()
