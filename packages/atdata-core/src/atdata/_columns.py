@@ -50,7 +50,7 @@ class Decoder:
         self.sample_type = sample_type
         self.specs = fields_of(sample_type)
         #: The compiled ``from_data`` of the sample type: ``decode(msgpack.unpackb(raw))``.
-        self.decode = decoder_of(sample_type)
+        self.decode: Callable[[dict[str, Any]], Any] = decoder_of(sample_type)
         self._fast = _compile(self.specs) if self.specs else None
 
     def batch(self, views: Sequence[Buffer], keys: list[str], urls: Callable[[int], str]) -> SampleBatch:
@@ -185,7 +185,7 @@ def _first_array(value: bytes, spec: FieldSpec) -> tuple[bytes, int, _npy.NpyHea
 def _output_array(n: int, header: _npy.NpyHeader) -> tuple[np.ndarray, memoryview]:
     """An empty ``(n, *shape)`` array and a flat byte view to copy payloads into."""
     out = np.empty((n, *header.shape), header.dtype)
-    return out, memoryview(out.reshape(-1).view(np.uint8))
+    return out, memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # ndarray is a buffer
 
 
 def _stack_payloads(parts: list[bytes], first: tuple[bytes, int, _npy.NpyHeader], n: int) -> np.ndarray:

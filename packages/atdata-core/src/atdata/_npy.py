@@ -19,6 +19,7 @@ import io
 import math
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -67,7 +68,7 @@ class NpyHeader:
     offset: int
     count: int
     nbytes: int
-    order: str
+    order: Literal["C", "F"]
     end: int
 
 
@@ -196,7 +197,7 @@ def _parse_new_header(key: bytes, major: int) -> NpyHeader:
     ):
         raise SampleDecodeError(f"malformed .npy header: shape {shape!r:.200}, fortran_order {fortran_order!r}")
     try:
-        dtype = np.lib.format.descr_to_dtype(fields["descr"])
+        dtype = np.lib.format.descr_to_dtype(fields["descr"])  # type: ignore[arg-type]  # checked by the call
     except Exception as exc:  # descr_to_dtype raises several types on hostile input
         raise SampleDecodeError(f".npy header has an invalid dtype {fields['descr']!r:.200}: {exc}") from exc
     if dtype.hasobject or dtype.kind not in NDARRAY_DTYPE_KINDS or dtype.itemsize == 0:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
@@ -55,7 +55,7 @@ class Run:
     """
 
     keys: list[str]
-    views: list[memoryview] | list[bytes]
+    views: Sequence[memoryview | bytes]
     urls: str | list[str]
 
     def url(self, i: int) -> str:

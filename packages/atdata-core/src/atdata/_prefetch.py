@@ -15,7 +15,6 @@ import io
 import queue
 import threading
 from collections.abc import Sequence
-from typing import BinaryIO
 
 from .openers import local_path, open_url
 
@@ -111,7 +110,7 @@ class Prefetcher:
         self._next = 0
         self._started: dict[int, PrefetchStream] = {}
 
-    def open(self, url: str) -> BinaryIO | None:
+    def open(self, url: str) -> PrefetchStream | None:
         """A prefetching stream for ``url``, or None for a local file (read it directly)."""
         index = self._next if self._next < len(self._urls) and self._urls[self._next] == url else None
         if index is None:  # not the expected shard (e.g. a replay): read it on its own

@@ -143,9 +143,9 @@ class ShardWalker:
             end = 0
             final = False
         elif not self._global_pax:
-            found = _fast_prefix(buf, key_now)
-            if found is not None:
-                pos, fast_headers, fast_keys, starts, sizes = found
+            fast = _fast_prefix(buf, key_now)
+            if fast is not None:
+                pos, fast_headers, fast_keys, starts, sizes = fast
                 keys += fast_keys
                 views += [data[a : a + n] for a, n in zip(starts, sizes)]
                 key_now, suffixes, last = fast_keys[-1], "msgpack", fast_keys[-1] + ".msgpack"
@@ -323,7 +323,7 @@ class _Bad(Exception):
     """Internal: a structural problem found mid-walk, turned into a ShardError."""
 
 
-def iter_blocks(url: str, chunk: int = CHUNK, stream: BinaryIO | None = None) -> Iterator[Block]:
+def iter_blocks(url: str, chunk: int = CHUNK, stream: BinaryIO | PrefetchStream | None = None) -> Iterator[Block]:
     """The samples of shard ``url``, one :class:`Block` per buffer read.
 
     A local file is read with one ``read`` per block into a fresh ``bytes`` (no copy
@@ -341,6 +341,7 @@ def iter_blocks(url: str, chunk: int = CHUNK, stream: BinaryIO | None = None) ->
     """
     walker = ShardWalker(url)
     with stream if stream is not None else _open(url) as source:
+        reads: Generator[tuple[bytes | bytearray, bool], int | None, None]
         if isinstance(source, io.FileIO):
             reads = _file_reads(source, chunk)
         elif isinstance(source, PrefetchStream):
@@ -476,7 +477,7 @@ def _pax_records(data: bytes) -> dict[str, str]:
     return records
 
 
-def _first_bad_checksum(buf: bytes, headers: list[int]) -> int | None:
+def _first_bad_checksum(buf: bytes | bytearray, headers: list[int]) -> int | None:
     """Index of the first header in ``headers`` whose checksum is wrong, or None.
 
     Sums all headers at once with NumPy; only a header whose stored checksum is not in
@@ -493,7 +494,7 @@ def _first_bad_checksum(buf: bytes, headers: list[int]) -> int | None:
     stored = (hdr[:, 148:154].astype(np.int64) - 48) @ _OCTAL_WEIGHTS
     suspect = np.flatnonzero((stored - sums) & 0xFFFF)
     for i in suspect.tolist():
-        if not _checksum_ok(buf[headers[i] : headers[i] + _BLOCK]):
+        if not _checksum_ok(bytes(buf[headers[i] : headers[i] + _BLOCK])):
             return i
     return None
 

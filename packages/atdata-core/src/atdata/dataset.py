@@ -229,7 +229,7 @@ class Dataset(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         """Every sample in shard order (``iter(dataset.ordered())``)."""
-        return iter(self.ordered())
+        return iter(self.ordered())  # type: ignore[arg-type]  # unbatched: yields samples
 
     def __repr__(self) -> str:
         return f"Dataset[{self.sample_type.__qualname__}]({self._url!r}, {len(self._shards)} shards)"

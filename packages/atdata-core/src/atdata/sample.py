@@ -137,7 +137,7 @@ def packable(cls: type[T]) -> type[T]:
     if not issubclass(cls, PackableSample):
         namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
         bases = tuple(b for b in cls.__bases__ if b is not object) + (PackableSample,)
-        cls = type(cls)(cls.__name__, bases, namespace)
+        cls = type(cls)(cls.__name__, bases, namespace)  # type: ignore[misc]  # same metaclass, new bases
     sample_cls = dataclasses.dataclass(cls, eq=False)
     _codec(sample_cls)
     return sample_cls
@@ -161,7 +161,7 @@ def fields_of(sample_type: type) -> tuple[FieldSpec, ...]:
 def decoder_of(sample_type: type[S]) -> Callable[[dict[str, Any]], S]:
     """The compiled ``from_data`` of ``sample_type``: call it per sample on hot paths."""
     if isinstance(sample_type, type) and issubclass(sample_type, DictSample):
-        return sample_type.from_data
+        return sample_type.from_data  # type: ignore[return-value]  # S is this DictSample class
     return _codec(sample_type).decode
 
 

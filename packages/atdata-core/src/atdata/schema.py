@@ -282,7 +282,7 @@ def _annotation(spec: FieldSpec) -> Any:
         annotation = NDArray if spec.dtype is None else NDArray[np.dtype(spec.dtype).type]  # type: ignore[misc]
     elif spec.kind == "list":
         assert spec.items is not None
-        annotation = list[PRIMITIVE_KINDS[spec.items.kind]]  # type: ignore[index]
+        annotation = list[PRIMITIVE_KINDS[spec.items.kind]]  # type: ignore[index, valid-type, name-defined]
     else:
         annotation = dict[str, Any]
     return Optional[annotation] if spec.optional else annotation

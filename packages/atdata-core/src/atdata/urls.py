@@ -41,7 +41,7 @@ def expand_urls(url: str | Sequence[str]) -> list[str]:
             raise InvalidArgument(f"dataset URL {pattern!r} must be a non-empty string (a path or URL)")
         try:
             shards.extend(braceexpand.braceexpand(pattern))
-        except braceexpand.UnbalancedBracesError as exc:
+        except braceexpand.UnbalancedBracesError as exc:  # type: ignore[attr-defined]  # not in its stub
             raise UnsupportedURL(
                 f"malformed brace pattern in dataset URL {pattern!r}: {exc}. "
                 f"Use e.g. 'data-{{000000..000009}}.tar'."

@@ -312,7 +312,7 @@ class IndexConformance:
         run_state_machine_as_test(
             lambda: _IndexMachine(index_factory()),  # type: ignore[arg-type]  # any factory works
             # Half the active profile's examples (each is a 25-step run): 15 in CI, 500 thorough.
-            settings=settings(max_examples=max(10, settings.default.max_examples // 2), stateful_step_count=25),
+            settings=settings(max_examples=max(10, settings().max_examples // 2), stateful_step_count=25),
         )
 
     # -- schemas ----------------------------------------------------------------------

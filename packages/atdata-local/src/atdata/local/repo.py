@@ -257,7 +257,7 @@ class Repo:
             }
             written.append(self._hive.key(f"content/{digest}--{run}.json"))
             self.store.write_bytes(written[-1], json.dumps(record, indent=1).encode())
-        stored = atdata.Dataset(urls[0] if len(urls) == 1 else urls, metadata_url, sample_type=sample_type)
+        stored: atdata.Dataset[Any] = atdata.Dataset(urls[0] if len(urls) == 1 else urls, metadata_url, sample_type=sample_type)
         try:
             entry = self.index.add_entry(stored, name=name, schema_ref=schema_ref, metadata=metadata)
         except BaseException as exc:
@@ -319,7 +319,7 @@ class Repo:
 
     def _resolve_schema(self, dataset: Any, schema_ref: str | None) -> tuple[type, str]:
         """The stored dataset's sample type and the (published) schema ref of the insert."""
-        sample_type = getattr(dataset, "sample_type", None)
+        sample_type: Any = getattr(dataset, "sample_type", None)
         packable = isinstance(sample_type, type) and issubclass(sample_type, PackableSample) and sample_type is not DictSample
         if schema_ref is None:
             if not packable:

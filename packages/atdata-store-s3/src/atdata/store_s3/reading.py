@@ -132,7 +132,7 @@ class _DirectBody:
 
     @classmethod
     def of(cls, body: Any) -> _DirectBody | None:
-        raw = getattr(body, "_raw_stream", None)  # urllib3 HTTPResponse
+        raw: Any = getattr(body, "_raw_stream", None)  # urllib3 HTTPResponse
         response = getattr(raw, "_fp", None)  # http.client.HTTPResponse
         if not isinstance(response, http.client.HTTPResponse) or not hasattr(socket, "MSG_WAITALL"):
             return None
