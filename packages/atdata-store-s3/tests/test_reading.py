@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from collections.abc import Iterator
 
 import pytest
 from moto import mock_aws
 
-from atdata.errors import BucketNotFound, InvalidArgument, ObjectNotFound
+from atdata.errors import BucketNotFound, CredentialsError, InvalidArgument, ObjectNotFound
 from atdata.openers import open_url
 from atdata.store_s3 import S3DataStore, configure, read_url, reading
 
@@ -82,3 +83,22 @@ def test_one_client_per_store_and_environment() -> None:
     store = S3DataStore(CREDS, "one-client")
     assert store.client is store.client
     assert reading._settings_for("x") == reading._settings_for("y")
+
+
+def test_read_with_no_credentials_says_how_to_provide_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A new process reading an s3:// entry URL with no AWS_* variables learns the fix."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT", "http://127.0.0.1:1")  # never reached: signing fails first
+    with pytest.raises(CredentialsError) as info:
+        read_url("s3://some-bucket/data-000000.tar")
+    message = str(info.value)
+    assert "s3://some-bucket/data-000000.tar" in message
+    assert "atdata local up" in message
+    assert "AWS_ENDPOINT" in message and "AWS_SECRET_ACCESS_KEY" in message
+    assert "atdata.store_s3.configure(" in message

@@ -31,6 +31,13 @@ __all__ = ["error_code", "translate", "translated"]
 
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "403"}
 _NO_BUCKET_FIX = "create it, or construct S3DataStore(..., create_bucket=True) to create it on first write"
+# A new process reading entry URLs written by another one meets this first: name every way out.
+_NO_CREDENTIALS_FIX = (
+    "set AWS_ENDPOINT, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment "
+    "(for the local server, the values `atdata local up` prints), or call "
+    "atdata.store_s3.configure('path/to/.env') (or a dict with those keys) before reading, "
+    "or pass credentials= to S3DataStore/Repo"
+)
 
 
 def error_code(exc: ClientError) -> str:
@@ -57,10 +64,7 @@ def translate(exc: Exception, action: str, url: str, *, missing: str = "object")
             return AccessDenied(f"{where}: access denied ({detail}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
         return StoreError(f"{where} failed: {detail}")
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return CredentialsError(
-            f"{where}: no S3 credentials found; pass credentials= a .env file path or a dict with "
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or set them in the environment"
-        )
+        return CredentialsError(f"{where}: no S3 credentials found; {_NO_CREDENTIALS_FIX}")
     if isinstance(exc, (BotoConnectionError, HTTPClientError)):
         return StoreUnavailable(f"{where}: the S3 endpoint cannot be reached ({exc}); is the server running?")
     return StoreError(f"{where} failed: {type(exc).__name__}: {exc}")
