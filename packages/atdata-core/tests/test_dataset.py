@@ -93,6 +93,9 @@ def test_bad_urls_are_clear_errors(tmp_path: Path) -> None:
         list(atdata.Dataset[TrainingSample](str(tmp_path / "missing.tar")))
     with pytest.raises(UnsupportedURL, match="gs"):
         list(atdata.Dataset[TrainingSample]("gs://bucket/x.tar"))
+    for wrong in (42, None, b"data.tar"):  # not a URL at all: named, not a bare TypeError
+        with pytest.raises(InvalidArgument, match="must be a string or a list of strings"):
+            atdata.Dataset[TrainingSample](wrong)  # type: ignore[arg-type]
 
 
 def test_upstream_fixture_reads() -> None:

@@ -71,8 +71,8 @@ class Dataset(Generic[T]):
     """
 
     def __init__(self, url: str | Sequence[str], metadata_url: str | None = None, *, sample_type: type[T] | None = None) -> None:
+        self._shards = expand_urls(url)  # first: it names a wrong-typed url (list(42) would not)
         self._url = url if isinstance(url, str) else list(url)
-        self._shards = expand_urls(url)
         self.metadata_url = metadata_url
         self._sample_type = sample_type
         self._metadata: dict[str, Any] | None = None
