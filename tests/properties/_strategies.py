@@ -1,26 +1,19 @@
-"""Hypothesis strategies shared by the cross-package property tests.
+"""Hypothesis strategies and helpers shared by the cross-package property tests.
 
-A generated sample type has random field names and any supported field type (primitives,
-NDArray with or without a dtype, lists, ``dict[str, Any]``, optionals of all of them),
-and comes with a strategy for its values. Class names are unique per draw: the index
-refuses a second schema with the same ``module.Class@version`` and different fields,
-and these tests share one Redis server.
+Sample types come from :mod:`atdata.testing.strategies`, generated in module ``props``.
 """
 
 from __future__ import annotations
 
-import keyword
-import uuid
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
-from numpy.typing import NDArray
 
-import atdata
-from atdata.sample import PackableSample, fields_of
+from atdata.sample import fields_of
+from atdata.testing import strategies as _shared
+from atdata.testing.strategies import SampleType
 
 __all__ = [
     "MODULE",
@@ -35,33 +28,6 @@ __all__ = [
 #: ``__module__`` of generated classes: their schema refs read ``local://schemas/props.Gen...``.
 MODULE = "props"
 
-_RESERVED = {name for name in dir(PackableSample) if not name.startswith("__")}  # packed, as_wds, ...
-FIELD_NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True).filter(
-    lambda name: not keyword.iskeyword(name) and name not in _RESERVED
-)
-
-_PRIMITIVES: dict[type, st.SearchStrategy[Any]] = {
-    str: st.text(max_size=12),
-    int: st.integers(min_value=-(2**63), max_value=2**64 - 1),  # msgpack's integer range
-    float: st.floats(allow_nan=True, allow_infinity=True),
-    bool: st.booleans(),
-    bytes: st.binary(max_size=12),
-}
-_DTYPES = [np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.int64, np.uint64,
-           np.float16, np.float32, np.float64, np.complex64, np.complex128]  # fmt: skip
-_ANY_DTYPE = st.one_of(
-    hnp.boolean_dtypes(),
-    hnp.integer_dtypes(endianness="?"),
-    hnp.unsigned_integer_dtypes(endianness="?"),
-    hnp.floating_dtypes(endianness="?"),
-    hnp.complex_number_dtypes(endianness="?"),
-)
-_SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
-_JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=6),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
-    max_leaves=8,
-)
 
 def real_server_settings(cap: int, share: float = 1.0) -> settings:
     """Settings for a property test on the real servers: ``share`` of the profile's examples, at most ``cap``.
@@ -78,41 +44,9 @@ def real_server_settings(cap: int, share: float = 1.0) -> settings:
     )
 
 
-#: A generated class and, per field name, the strategy of its values.
-SampleType = tuple[type[PackableSample], dict[str, st.SearchStrategy[Any]]]
-
-
-@st.composite
-def _field(draw: st.DrawFn) -> tuple[Any, st.SearchStrategy[Any]]:
-    """One field: its annotation and a strategy for its values."""
-    kind = draw(st.sampled_from(["primitive", "ndarray", "typed-ndarray", "list", "dict"]))
-    if kind == "primitive":
-        py = draw(st.sampled_from(list(_PRIMITIVES)))
-        annotation, values = py, _PRIMITIVES[py]
-    elif kind == "ndarray":
-        annotation, values = NDArray, hnp.arrays(_ANY_DTYPE, _SHAPES)
-    elif kind == "typed-ndarray":
-        dtype = draw(st.sampled_from(_DTYPES))
-        annotation, values = NDArray[dtype], hnp.arrays(np.dtype(dtype), _SHAPES)
-    elif kind == "list":
-        py = draw(st.sampled_from(list(_PRIMITIVES)))
-        annotation, values = list[py], st.lists(_PRIMITIVES[py], max_size=4)  # type: ignore[valid-type]
-    else:
-        annotation, values = dict[str, Any], st.dictionaries(st.text(max_size=6), _JSONISH, max_size=3)
-    if draw(st.booleans()):
-        return Optional[annotation], st.none() | values
-    return annotation, values
-
-
-@st.composite
-def sample_types(draw: st.DrawFn, max_fields: int = 6) -> SampleType:
-    """A fresh ``@atdata.packable`` class with 1..max_fields random fields."""
-    names = draw(st.lists(FIELD_NAMES, min_size=1, max_size=max_fields, unique=True))
-    fields = {name: draw(_field()) for name in names}
-    class_name = f"Gen{uuid.uuid4().hex[:12]}"
-    namespace = {"__annotations__": {n: a for n, (a, _) in fields.items()}, "__module__": MODULE}
-    cls = atdata.packable(type(class_name, (), namespace))
-    return cls, {n: v for n, (_, v) in fields.items()}
+def sample_types(max_fields: int = 6) -> st.SearchStrategy[SampleType]:
+    """A fresh ``@atdata.packable`` class ``props.Gen<hex>`` with 1..max_fields random fields."""
+    return _shared.sample_types(max_fields=max_fields, module=MODULE)
 
 
 def values_of(generated: SampleType, min_size: int = 1, max_size: int = 8) -> st.SearchStrategy[list[dict[str, Any]]]:

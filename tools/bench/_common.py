@@ -27,7 +27,7 @@ import json
 import resource
 from typing import Any
 
-__all__ = ["add_json_flag", "peak_rss_mb", "result_row", "write_rows"]
+__all__ = ["add_json_flag", "boto3_client", "peak_rss_mb", "result_row", "write_rows"]
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +64,23 @@ def write_rows(path: str | None, rows: list[dict[str, Any]]) -> None:
         return
     with open(path, "w") as fh:
         json.dump(rows, fh, indent=1)
+
+
+def boto3_client(credentials: dict[str, str], config: Any = None) -> Any:
+    """The baselines' plain boto3 S3 client for ``credentials`` (the ``AWS_*`` dict servers give).
+
+    boto3 is imported here, not at the top: scripts that never touch S3 import this module too.
+    """
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=credentials["AWS_ENDPOINT"],
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+        config=config,
+    )
 
 
 def peak_rss_mb() -> float:

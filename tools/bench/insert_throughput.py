@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _common import add_json_flag, result_row, write_rows
+from _common import add_json_flag, boto3_client, result_row, write_rows
 
 import atdata
 
@@ -57,7 +57,7 @@ def write_source(directory: Path, total: int, sample_bytes: int) -> list[str]:
 
 def run_phase(name: str, source: list[str], conf: dict[str, Any]) -> dict[str, float]:
     """Runs in a fresh subprocess: one copy of ``source`` into the server (imports not timed)."""
-    import boto3
+    import boto3  # noqa: F401  # imported here, before the timer (boto3_client uses it)
     import webdataset as wds
 
     from atdata.local import Repo
@@ -73,14 +73,7 @@ def run_phase(name: str, source: list[str], conf: dict[str, Any]) -> dict[str, f
         )
         shards = len(stored.shard_list)
     else:
-        creds = conf["credentials"]
-        client = boto3.client(
-            "s3",
-            endpoint_url=creds["AWS_ENDPOINT"],
-            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-            region_name="us-east-1",
-        )
+        client = boto3_client(conf["credentials"])
         prefix = uuid.uuid4().hex
         uploaded: list[str] = []
 

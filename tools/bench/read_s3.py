@@ -31,14 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import boto3
-
 import atdata
 import atdata.store_s3
 from atdata.local.servers import start_s3
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import add_json_flag, result_row, write_rows  # noqa: E402
+from _common import add_json_flag, boto3_client, result_row, write_rows  # noqa: E402
 from read_core import PER_SHARD, WORKLOADS, write  # noqa: E402
 
 BUCKET = "bench"
@@ -71,13 +69,7 @@ def measure(kind: str, samples: int, repeat: int) -> list[dict]:
         try:
             creds = server.credentials
             atdata.store_s3.configure(creds)
-            client = boto3.client(
-                "s3",
-                endpoint_url=creds["AWS_ENDPOINT"],
-                aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-                region_name="us-east-1",
-            )
+            client = boto3_client(creds)
             url = f"s3://{BUCKET}/" + Path(pattern).name
 
             def raw() -> int:

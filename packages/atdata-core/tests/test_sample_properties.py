@@ -8,81 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
 import atdata
 from atdata import _npy, schema
 from atdata.errors import AtdataError
 from atdata.sample import DictSample, PackableSample, fields_of
-
-INT = st.integers(min_value=-(2**63), max_value=2**64 - 1)  # msgpack's integer range
-PRIMITIVES: dict[type, st.SearchStrategy[Any]] = {
-    str: st.text(max_size=20),
-    int: INT,
-    float: st.floats(allow_nan=True, allow_infinity=True),
-    bool: st.booleans(),
-    bytes: st.binary(max_size=20),
-}
-ANY_DTYPE = st.one_of(
-    hnp.boolean_dtypes(),
-    hnp.integer_dtypes(endianness="?"),
-    hnp.unsigned_integer_dtypes(endianness="?"),
-    hnp.floating_dtypes(endianness="?"),
-    hnp.complex_number_dtypes(endianness="?"),
-    hnp.datetime64_dtypes(endianness="?"),
-)
-ANNOTATED_DTYPES = [np.float32, np.float64, np.int8, np.uint16, np.int64, np.bool_, np.complex64]
-JSONISH = st.recursive(
-    st.none() | st.booleans() | INT | st.floats(allow_nan=False) | st.text(max_size=8) | st.binary(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
-    max_leaves=10,
-)
-
-
-@st.composite
-def arrays(draw: st.DrawFn, dtype: Any = None) -> np.ndarray:
-    """Arrays of any shape (0-d, empty), C, Fortran or non-contiguous layout."""
-    dtype = draw(ANY_DTYPE) if dtype is None else np.dtype(dtype).newbyteorder(draw(st.sampled_from("<>")))
-    arr = draw(hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)))
-    layout = draw(st.sampled_from(["C", "F", "strided", "transposed"]))
-    if layout == "F":
-        return np.asfortranarray(arr)
-    if layout == "strided" and arr.ndim:
-        return np.repeat(arr, 2, axis=0)[::2]
-    if layout == "transposed":
-        return arr.T
-    return arr
-
-
-@st.composite
-def field_kinds(draw: st.DrawFn) -> tuple[Any, st.SearchStrategy[Any]]:
-    """An annotation and a strategy for its values."""
-    kind = draw(st.sampled_from(["primitive", "ndarray", "typed-ndarray", "list", "dict"]))
-    if kind == "primitive":
-        py = draw(st.sampled_from(list(PRIMITIVES)))
-        annotation, values = py, PRIMITIVES[py]
-    elif kind == "ndarray":
-        annotation, values = NDArray, arrays()
-    elif kind == "typed-ndarray":
-        dtype = draw(st.sampled_from(ANNOTATED_DTYPES))
-        annotation, values = NDArray[dtype], arrays(dtype)
-    elif kind == "list":
-        py = draw(st.sampled_from(list(PRIMITIVES)))
-        annotation, values = list[py], st.lists(PRIMITIVES[py], max_size=4)  # type: ignore[valid-type]
-    else:
-        annotation, values = dict[str, Any], st.dictionaries(st.text(max_size=6), JSONISH, max_size=4)
-    if draw(st.booleans()):
-        return Optional[annotation], st.none() | values
-    return annotation, values
-
-
-@st.composite
-def sample_types(draw: st.DrawFn) -> tuple[type[PackableSample], dict[str, st.SearchStrategy[Any]]]:
-    kinds = draw(st.lists(field_kinds(), min_size=1, max_size=6))
-    annotations = {f"f{i}": annotation for i, (annotation, _) in enumerate(kinds)}
-    cls = atdata.packable(type("Generated", (), {"__annotations__": annotations, "__module__": __name__}))
-    return cls, {f"f{i}": values for i, (_, values) in enumerate(kinds)}
+from atdata.testing.strategies import JSONISH, arrays, sample_types
 
 
 @st.composite
