@@ -27,7 +27,7 @@ from . import _npy
 from ._fields import PRIMITIVE_KINDS, FieldSpec
 from .batch import SampleBatch
 from .errors import SampleDecodeError
-from .sample import DictSample, decoder_of, fields_of, unpack
+from .sample import decoder_of, fields_of, unpack
 
 __all__ = ["Decoder"]
 
