@@ -27,7 +27,7 @@ from atdata.errors import AtdataError
 from . import commands
 from ._version import __version__
 
-__all__ = ["Output", "build_parser", "common_options", "main"]
+__all__ = ["Output", "build_parser", "common_options", "examples", "main"]
 
 
 @dataclass
@@ -44,6 +44,24 @@ class Output:
             self.stream.write("\n")
         else:
             self.stream.write(text.rstrip("\n") + "\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that an ``examples:`` epilog keeps one command per line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+
+def examples(*commands: str) -> dict[str, Any]:
+    """Keyword arguments for ``add_parser``: ``--help`` ends with these example commands.
+
+    A first-time user copies an example before reading option lists, so every command has some.
+    """
+    epilog = "examples:\n" + "\n".join(f"  {command}" for command in commands)
+    return {"epilog": epilog, "formatter_class": _HelpFormatter}
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -66,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="atdata",
         description="Typed ML datasets in WebDataset shards, indexed in Redis, stored in S3.",
         parents=[common_options()],
+        **examples(
+            "atdata local up",
+            "atdata insert 'data-{000000..000009}.tar' --name train-v1 --type mymodule:ImageSample",
+            "atdata ls",
+            "atdata show train-v1",
+        ),
     )
     parser.set_defaults(json=False, debug=False)
     parser.add_argument("--version", action="version", version=f"atdata-local {__version__}")

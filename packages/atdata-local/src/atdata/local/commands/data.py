@@ -20,7 +20,7 @@ from atdata.sample import PackableSample
 from atdata.urls import expand_urls
 
 from .._progress import InsertProgress
-from ..cli import Output, common_options
+from ..cli import Output, common_options, examples
 from ..repo import DEFAULT_GRACE, DEFAULT_MAXCOUNT, DEFAULT_MAXSIZE
 from ._connect import add_index_options, add_store_options, configure_reads, make_index, make_repo
 from ._sizes import ShardSizes, SizeProbe, human_bytes
@@ -33,10 +33,27 @@ _CONNECTION_HELP = (
 )
 
 
+_EXAMPLES = {
+    "ls": ("atdata ls", "atdata ls --all --json"),
+    "show": ("atdata show train-v1", "atdata show bafyrei..."),
+    "insert": (
+        "atdata insert 'data-{000000..000009}.tar' --name train-v1 --type mymodule:ImageSample",
+        "atdata insert s3://bucket/raw/data-000000.tar --name train-v2 --schema-ref "
+        "local://schemas/mymodule.ImageSample@1.0.0 --maxcount 10000 --metadata '{\"split\": \"train\"}'",
+    ),
+    "rm": ("atdata rm train-v1", "atdata rm bafyrei..."),
+    "gc": ("atdata gc --dry-run", "atdata gc --grace 2h"),
+}
+
+
 def _command(subparsers: Any, name: str, help_text: str, description: str, handler: Any) -> argparse.ArgumentParser:
     """A data command: ``--json``/``--debug``, the index options, and its handler."""
     parser = subparsers.add_parser(
-        name, help=help_text, description=f"{description} {_CONNECTION_HELP}", parents=[common_options()]
+        name,
+        help=help_text,
+        description=f"{description} {_CONNECTION_HELP}",
+        parents=[common_options()],
+        **examples(*_EXAMPLES[name]),
     )
     add_index_options(parser)
     parser.set_defaults(handler=handler)

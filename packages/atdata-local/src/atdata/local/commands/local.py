@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import servers
-from ..cli import Output, common_options
+from ..cli import Output, common_options, examples
 
 __all__ = ["register"]
 
@@ -28,11 +28,14 @@ def register(subparsers: Any) -> None:
             "the defaults LocalIndex() and Repo use. State lives under the data directory: "
             "--data-dir, else $ATDATA_HOME, else ~/.atdata."
         ),
+        **examples("atdata local up", "atdata local status", "atdata local down"),
     )
     actions = group.add_subparsers(title="actions", metavar="ACTION", required=True)
 
-    def add(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
-        parser = actions.add_parser(name, help=help_text, description=description, parents=[common_options()])
+    def add(name: str, help_text: str, description: str, *example_commands: str) -> argparse.ArgumentParser:
+        parser = actions.add_parser(
+            name, help=help_text, description=description, parents=[common_options()], **examples(*example_commands)
+        )
         parser.add_argument(
             "--data-dir",
             type=Path,
@@ -46,6 +49,8 @@ def register(subparsers: Any) -> None:
         "start both servers (reusing any already running)",
         "Start Redis (AOF persistence) and S3 unless something already serves their "
         "ports, and record their pids and ports in the data directory.",
+        "atdata local up",
+        "atdata local up --data-dir /tmp/atdata-home --redis-port 6380 --s3-port 9001",
     )
     up.add_argument("--redis-port", type=int, default=servers.DEFAULT_REDIS_PORT, help="default: %(default)s")
     up.add_argument("--s3-port", type=int, default=servers.DEFAULT_S3_PORT, help="default: %(default)s")
@@ -56,6 +61,8 @@ def register(subparsers: Any) -> None:
         "stop the servers `atdata local up` started",
         "Stop the servers recorded in the data directory; their data stays on disk. "
         "Servers that were already running before `up` are left alone.",
+        "atdata local down",
+        "atdata local down --data-dir /tmp/atdata-home",
     )
     down.set_defaults(handler=_down)
 
@@ -63,6 +70,8 @@ def register(subparsers: Any) -> None:
         "status",
         "show both servers and where their data lives",
         "Show whether Redis and S3 answer, who started them, and where their data and logs are.",
+        "atdata local status",
+        "atdata local status --json",
     )
     status.add_argument("--redis-port", type=int, default=servers.DEFAULT_REDIS_PORT, help="default: %(default)s")
     status.add_argument("--s3-port", type=int, default=servers.DEFAULT_S3_PORT, help="default: %(default)s")

@@ -9,7 +9,7 @@ from atdata.errors import SchemaNotFound
 from atdata.index_redis import LocalIndex
 from atdata.schema import SCHEMA_REF_PREFIX
 
-from ..cli import Output, common_options
+from ..cli import Output, common_options, examples
 from ._connect import add_index_options, make_index
 
 __all__ = ["find_schema", "register"]
@@ -23,12 +23,16 @@ def register(subparsers: Any) -> None:
         description="List every schema published in the index: name@version, number of fields, description. "
         "Uses the local Redis of `atdata local up` unless --redis-url or $ATDATA_REDIS_URL says otherwise.",
         parents=[common_options()],
+        **examples("atdata schemas", "atdata schemas --json"),
     )
     add_index_options(schemas)
     schemas.set_defaults(handler=_list)
 
     schema = subparsers.add_parser(
-        "schema", help="inspect one schema", description="Inspect the sample schemas published in the index."
+        "schema",
+        help="inspect one schema",
+        description="Inspect the sample schemas published in the index.",
+        **examples("atdata schema show mymodule.ImageSample"),
     )
     actions = schema.add_subparsers(title="actions", metavar="ACTION", required=True)
     show = actions.add_parser(
@@ -38,6 +42,10 @@ def register(subparsers: Any) -> None:
         "REF is a schema ref (local://schemas/module.Class@1.0.0), module.Class for its latest "
         "version, or Class@version / Class as `atdata schemas` lists them.",
         parents=[common_options()],
+        **examples(
+            "atdata schema show mymodule.ImageSample",
+            "atdata schema show local://schemas/mymodule.ImageSample@1.0.0 --json",
+        ),
     )
     show.add_argument("ref", metavar="REF", help="schema ref, module.Class, Class@version or Class")
     add_index_options(show)
