@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from atdata.local.cli import build_parser
+from atdata.local.cli import build_parser, main
 
 
 Command = tuple[tuple[str, ...], argparse.ArgumentParser]
@@ -38,3 +38,21 @@ def test_help_shows_examples_of_this_command(path: tuple[str, ...], parser: argp
     assert commands, text
     # one example per line, kept as written (not re-wrapped into a paragraph)
     assert all(c.startswith(" ".join(("atdata", *path))) for c in commands), commands
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["insert", "data.tar", "--name", "n", "--type", "m:C", "--maxcount", "0"],
+        ["gc", "--grace", "soon"],
+        ["bogus"],
+        ["local", "up", "--redis-port", "high"],
+    ],
+)
+def test_usage_errors_are_one_line_naming_the_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("atdata") and "error:" in lines[0] and "--help" in lines[0]

@@ -5,7 +5,7 @@ Each module in :mod:`atdata.local.commands` adds one command group (``atdata loc
 new module and never an edit of this file. A handler receives the parsed arguments and
 an :class:`Output`, and returns an exit code (None means 0).
 
-Errors print one line (``atdata: error: ...``) and exit 1; ``--debug`` shows the
+Errors print one line (``atdata: error: ...``) and exit 1 (usage errors: exit 2); ``--debug`` shows the
 traceback instead. ``--json`` makes every command print one JSON document.
 """
 
@@ -20,7 +20,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from atdata.errors import AtdataError
 
@@ -55,6 +55,16 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that names the help to read (exit 2).
+
+    Subcommand parsers are made with the parent's class, so this covers every command.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
+
+
 def examples(*commands: str) -> dict[str, Any]:
     """Keyword arguments for ``add_parser``: ``--help`` ends with these example commands.
 
@@ -80,7 +90,7 @@ def common_options() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``atdata`` parser, with every command group found in ``commands/``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="atdata",
         description="Typed ML datasets in WebDataset shards, indexed in Redis, stored in S3.",
         parents=[common_options()],
