@@ -60,6 +60,16 @@ def test_bad_arguments_are_named() -> None:
     assert "pw-secret" not in str(info.value)
 
 
+def test_bad_connection_kwargs_are_named_not_bare_type_or_value_errors() -> None:
+    with pytest.raises(InvalidArgument, match=r"port='abc'.*6379"):
+        LocalIndex(port="abc")
+    with pytest.raises(InvalidArgument, match=r"port=0"):
+        LocalIndex(port=0)
+    with pytest.raises(InvalidArgument, match="prot") as info:
+        LocalIndex(prot=6379, password="pw-secret").redis
+    assert "redis.Redis" in str(info.value) and "pw-secret" not in str(info.value)
+
+
 def test_pickle_carries_parameters_not_the_client() -> None:
     index = LocalIndex(host="h", port=7001, db=3, password="pw-secret", key_prefix="q:")
     index.redis  # build the client: it must not travel

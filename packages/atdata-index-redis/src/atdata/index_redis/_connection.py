@@ -82,6 +82,7 @@ class ConnectionSpec:
     def from_environment(cls, kwargs: dict[str, Any]) -> ConnectionSpec:
         """redis-py kwargs if any were given, else ``ATDATA_REDIS_URL``, else localhost:6379."""
         if kwargs:
+            _check_port(kwargs.get("port", 6379))
             return cls(kwargs=dict(kwargs))
         url = os.environ.get(ENV_URL)
         if url:
@@ -100,7 +101,13 @@ class ConnectionSpec:
             except ValueError as exc:
                 # redis-py names the bad part (scheme, query argument); the URL may hold a password.
                 raise InvalidArgument(f"bad Redis URL for {self.endpoint}: {exc}") from exc
-        return redis.Redis(**self.kwargs)
+        try:
+            return redis.Redis(**self.kwargs)
+        except TypeError as exc:  # an unknown keyword; redis-py's message names it, never a value
+            raise InvalidArgument(
+                f"LocalIndex got a connection argument redis.Redis does not take ({exc}); "
+                "pass redis.Redis keywords such as host=, port=, db=, password="
+            ) from exc
 
     @property
     def endpoint(self) -> str:
@@ -166,3 +173,12 @@ def _reason(exc: Exception) -> str:
     """redis-py's own explanation ("Connection refused", "Timeout connecting ..."): no secrets."""
     text = str(exc).strip() or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _check_port(port: Any) -> None:
+    """Refuse a port redis-py would only reject on the first command, with a bare ValueError."""
+    number = port if isinstance(port, int) and not isinstance(port, bool) else None
+    if isinstance(port, str) and port.isdigit():
+        number = int(port)
+    if number is None or not 0 < number < 65536:
+        raise InvalidArgument(f"port={port!r} is invalid: pass the Redis server's TCP port, e.g. port=6379")
