@@ -84,6 +84,16 @@ def test_bad_dicts(creds: object, match: str) -> None:
         load_credentials(creds)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("endpoint", ["localhost:9000", "not a url", "ftp://h:1", "http://"])
+def test_endpoint_that_is_not_an_http_url_is_named(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    with pytest.raises(CredentialsError, match=r"AWS_ENDPOINT=.*http://localhost:9000") as info:
+        load_credentials({"AWS_ENDPOINT": endpoint, "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": SECRET})
+    assert repr(endpoint) in str(info.value) and SECRET not in str(info.value)
+    monkeypatch.setenv("AWS_ENDPOINT", endpoint)
+    with pytest.raises(CredentialsError, match="AWS_ENDPOINT"):
+        load_credentials(None)
+
+
 def test_environment_chain(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT", "http://127.0.0.1:9999")
     creds = load_credentials(None)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from atdata.errors import CredentialsError
 
@@ -71,7 +72,7 @@ def load_credentials(credentials: str | os.PathLike[str] | Mapping[str, str] | N
         Missing or unreadable file, malformed line, missing or empty required key.
     """
     if credentials is None:
-        return S3Credentials(endpoint_url=os.environ.get("AWS_ENDPOINT") or None)
+        return S3Credentials(endpoint_url=_endpoint(os.environ.get("AWS_ENDPOINT"), "the environment"))
     if isinstance(credentials, Mapping):
         return _from_mapping(credentials, "credentials dict")
     if isinstance(credentials, (str, os.PathLike)):
@@ -123,8 +124,25 @@ def _from_mapping(values: Mapping[str, Any], where: str, source: str = "dict") -
     return S3Credentials(
         access_key_id=values["AWS_ACCESS_KEY_ID"],
         secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
-        endpoint_url=values.get("AWS_ENDPOINT") or None,
+        endpoint_url=_endpoint(values.get("AWS_ENDPOINT"), where),
         region=values.get("AWS_REGION") or None,
         session_token=values.get("AWS_SESSION_TOKEN") or None,
         source=source,
     )
+
+
+def _endpoint(value: str | None, where: str) -> str | None:
+    """``value`` if it is an http(s) URL with a host, None if unset.
+
+    botocore would only refuse it at the first request, as a bare ValueError
+    (``localhost:9000`` without its scheme is the usual slip).
+    """
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CredentialsError(
+            f"{where}: AWS_ENDPOINT={value!r} is not an http(s) URL; "
+            "use e.g. AWS_ENDPOINT=http://localhost:9000 (omit it for AWS S3)"
+        )
+    return value
