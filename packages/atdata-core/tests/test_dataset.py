@@ -93,6 +93,10 @@ def test_bad_urls_are_clear_errors(tmp_path: Path) -> None:
         list(atdata.Dataset[TrainingSample](str(tmp_path / "missing.tar")))
     with pytest.raises(UnsupportedURL, match="gs"):
         list(atdata.Dataset[TrainingSample]("gs://bucket/x.tar"))
+    with pytest.raises(InvalidArgument, match=r"is a directory.*brace pattern"):
+        list(atdata.Dataset[TrainingSample](str(tmp_path)))
+    with pytest.raises(InvalidArgument, match="is a directory"):
+        list(atdata.Dataset[TrainingSample](str(tmp_path)).raw_samples())
     for wrong in (42, None, b"data.tar"):  # not a URL at all: named, not a bare TypeError
         with pytest.raises(InvalidArgument, match="must be a string or a list of strings"):
             atdata.Dataset[TrainingSample](wrong)  # type: ignore[arg-type]

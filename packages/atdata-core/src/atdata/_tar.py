@@ -406,7 +406,7 @@ def _open(url: str) -> BinaryIO:
     if path is not None:
         try:
             return open(path, "rb", buffering=0)
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
             pass  # open_url raises the documented error
     return open_url(url)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from .errors import ObjectNotFound, UnsupportedURL
+from .errors import InvalidArgument, ObjectNotFound, UnsupportedURL
 
 __all__ = ["Opener", "local_path", "open_url", "register_opener", "registered_schemes"]
 
@@ -58,6 +58,8 @@ def open_url(url: str) -> BinaryIO:
     ------
     ObjectNotFound
         A local file that does not exist.
+    InvalidArgument
+        A local directory (a dataset URL names shard files, not their folder).
     UnsupportedURL
         A scheme with no registered opener; the message says which package adds it.
     """
@@ -67,6 +69,11 @@ def open_url(url: str) -> BinaryIO:
             return open(path, "rb")
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"no such file: {url!r} (resolved to {os.path.abspath(path)!r})") from exc
+        except IsADirectoryError as exc:
+            raise InvalidArgument(
+                f"{url!r} is a directory, not a shard: pass its tar files as a list or a brace pattern "
+                f"such as {os.path.join(path, 'data-{000000..000009}.tar')!r}"
+            ) from exc
     scheme = urlsplit(url).scheme.lower()
     opener = _openers.get(scheme)
     if opener is None:
