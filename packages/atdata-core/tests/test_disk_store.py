@@ -45,6 +45,8 @@ def test_keys_cannot_leave_the_root(tmp_path: Path, key: str) -> None:
 def test_non_local_root_rejected() -> None:
     with pytest.raises(InvalidArgument, match="s3://bucket"):
         DiskDataStore("s3://bucket/prefix")
+    with pytest.raises(InvalidArgument, match="root=42"):
+        DiskDataStore(42)  # type: ignore[arg-type]
 
 
 def test_half_written_file_is_invisible(tmp_path: Path) -> None:

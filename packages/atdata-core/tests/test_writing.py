@@ -172,6 +172,12 @@ def test_write_samples_single_file_and_public_name(tmp_path: Path) -> None:
     assert [n for n, _ in members(path.read_bytes())] == ["x.msgpack"]
 
 
+@pytest.mark.parametrize("pattern", [42, None, ""])
+def test_write_samples_pattern_that_is_not_a_path_is_named(pattern: object) -> None:
+    with pytest.raises(InvalidArgument, match=r"pattern=.*data-%06d\.tar"):
+        write_samples(pairs(1), pattern)  # type: ignore[arg-type]
+
+
 def test_write_samples_pattern_without_placeholder_needs_no_limits(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="placeholder"):
         write_samples(pairs(3), str(tmp_path / "one.tar"), maxcount=1)

@@ -31,7 +31,7 @@ class DiskDataStore(AbstractDataStore):
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        path = local_path(os.fspath(root))
+        path = local_path(os.fspath(root)) if isinstance(root, (str, os.PathLike)) else None
         if path is None or not path:
             raise InvalidArgument(f"root={root!r} is not a local directory: pass a path or a file:// URL")
         self.root = Path(path).expanduser().resolve()

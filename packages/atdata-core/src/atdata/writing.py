@@ -340,7 +340,7 @@ def write_samples(
     InvalidArgument
         Bad limits, a pattern that cannot number several shards, or a bad sample.
     """
-    pattern = os.fspath(pattern)
+    pattern = os.fspath(pattern) if isinstance(pattern, os.PathLike) else pattern
     check_limits(maxcount, maxsize)
     if not isinstance(pattern, str) or not pattern:
         raise InvalidArgument(f"pattern={pattern!r} is invalid: pass a path such as 'data-%06d.tar'")
