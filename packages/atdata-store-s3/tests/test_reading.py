@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from atdata.errors import BucketNotFound, CredentialsError, InvalidArgument, ObjectNotFound
+from atdata.errors import BucketNotFound, CredentialsError, InvalidArgument, ObjectNotFound, StoreUnavailable
 from atdata.openers import open_url
 from atdata.store_s3 import S3DataStore, configure, read_url, reading
 
@@ -102,3 +102,16 @@ def test_read_with_no_credentials_says_how_to_provide_them(
     assert "atdata local up" in message
     assert "AWS_ENDPOINT" in message and "AWS_SECRET_ACCESS_KEY" in message
     assert "atdata.store_s3.configure(" in message
+
+
+def test_unreachable_aws_endpoint_says_aws_endpoint_is_unset() -> None:
+    """Keys set but AWS_ENDPOINT forgotten: the read went to AWS, and the error says so."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from atdata.store_s3._errors import translate
+
+    to_aws = translate(EndpointConnectionError(endpoint_url="https://b.s3.amazonaws.com/k"), "reading", "s3://b/k")
+    assert isinstance(to_aws, StoreUnavailable)
+    assert "AWS_ENDPOINT" in str(to_aws) and "atdata local up" in str(to_aws)
+    local = translate(EndpointConnectionError(endpoint_url="http://127.0.0.1:9/b/k"), "reading", "s3://b/k")
+    assert "is the server running?" in str(local) and "AWS_ENDPOINT" not in str(local)

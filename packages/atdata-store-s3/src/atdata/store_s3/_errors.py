@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -66,6 +67,14 @@ def translate(exc: Exception, action: str, url: str, *, missing: str = "object")
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return CredentialsError(f"{where}: no S3 credentials found; {_NO_CREDENTIALS_FIX}")
     if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        host = urlsplit(str(getattr(exc, "kwargs", {}).get("endpoint_url") or "")).hostname or ""
+        if host.endswith(".amazonaws.com"):
+            # Usually keys set for a local server with AWS_ENDPOINT forgotten, so the read went to AWS.
+            return StoreUnavailable(
+                f"{where}: AWS S3 cannot be reached ({exc}); no AWS_ENDPOINT is set, so atdata used AWS. "
+                "For another server set AWS_ENDPOINT (for `atdata local up`: AWS_ENDPOINT=http://localhost:9000) "
+                "or call atdata.store_s3.configure(...) with it"
+            )
         return StoreUnavailable(f"{where}: the S3 endpoint cannot be reached ({exc}); is the server running?")
     return StoreError(f"{where} failed: {type(exc).__name__}: {exc}")
 
