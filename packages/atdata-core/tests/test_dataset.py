@@ -312,6 +312,14 @@ def test_resume_through_the_dataset_and_with_another_worker_count(dataset: atdat
     assert sorted(head + rest) == sorted(whole) and len(head) == 20
 
 
+def test_drop_last_must_be_a_bool(dataset: atdata.Dataset[TrainingSample]) -> None:
+    # "no" or "false" would be truthy and silently drop the last partial batch
+    with pytest.raises(InvalidArgument, match=r"drop_last must be True or False, got 'no'"):
+        dataset.ordered(batch_size=4, drop_last="no")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="drop_last"):
+        dataset.shuffled(batch_size=4, drop_last=None)  # type: ignore[arg-type]
+
+
 def test_state_of_another_loader_is_refused(dataset: atdata.Dataset[TrainingSample]) -> None:
     state = dataset.shuffled(buffer_size=10, seed=1).state_dict()
     with pytest.raises(InvalidArgument, match="buffer_size"):

@@ -276,6 +276,8 @@ class Loader(Generic[T]):
                 raise InvalidArgument(f"rank must be in 0..{world_size - 1} for world_size={world_size}, got {rank!r}")
         if seed is not None and not isinstance(seed, int):
             raise InvalidArgument(f"seed must be an int or None, got {seed!r}")
+        if not isinstance(drop_last, bool):
+            raise InvalidArgument(f"drop_last must be True or False, got {drop_last!r}")
         self.dataset = dataset
         self.shuffle = shuffle
         self.batch_size = batch_size
