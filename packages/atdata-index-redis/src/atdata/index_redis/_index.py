@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from atdata import schema as _schema
+from atdata.cid import parse_cid
 from atdata.errors import EntryNotFound, InvalidArgument, SchemaConflict, SchemaError, SchemaNotFound
 from atdata.protocols import AbstractIndex
 
@@ -198,7 +199,7 @@ class LocalIndex(AbstractIndex):
         with translate_errors(self._spec):
             name, content = self.redis.hmget(self._key("entry:", cid), ENTRY_FIELDS)
         if content is None:
-            raise EntryNotFound(f"no entry with CID {cid!r} in {self!r}")
+            raise EntryNotFound(f"no entry with CID {cid!r} in {self!r}{_not_a_cid_hint(cid)}")
         return LocalDatasetEntry.from_values(name, content)
 
     def get_entry_by_name(self, name: str) -> LocalDatasetEntry:
@@ -506,3 +507,15 @@ def _next_patch(version: str | None) -> str:
 def _schema_name(sample_type: type) -> str:
     """``module.Class`` as the schema ref spells it."""
     return _schema.parse_schema_ref(_schema.schema_ref(sample_type, "1.0.0")).name
+
+
+def _not_a_cid_hint(cid: str) -> str:
+    """Why a lookup missed when the caller passed something that is not a CID at all.
+
+    The commonest cause is a dataset name passed to ``get_entry``; saying so beats a bare miss.
+    """
+    try:
+        parse_cid(cid)
+    except InvalidArgument:
+        return f": {cid!r} is not a CID (CIDs look like 'bafyrei...'); to look up by name, use get_entry_by_name"
+    return ""

@@ -6,6 +6,9 @@ raw-key helpers read Redis directly, bypassing the index under test.
 
 from __future__ import annotations
 
+import pytest
+
+from atdata.errors import EntryNotFound
 from atdata.protocols import AbstractIndex
 from atdata.testing.index import IndexConformance
 
@@ -28,3 +31,10 @@ class LocalIndexConformance(IndexConformance):
         # The sequence counter outlives the entries, so versions stay ordered after a removal.
         assert isinstance(index, LocalIndex)
         return {"{" + index.key_prefix + "}seq"}
+
+    def test_a_name_passed_as_cid_is_told_to_use_get_entry_by_name(self, index: AbstractIndex) -> None:
+        with pytest.raises(EntryNotFound, match=r"'my-dataset' is not a CID.*get_entry_by_name"):
+            index.get_entry("my-dataset")
+        with pytest.raises(EntryNotFound) as missing:  # a well-formed CID that is absent: no such hint
+            index.get_entry("bafyreigjxcip2h2frngwbnz5axe7se673qtjbl3mbqgdjzyaq6wtcpaom4")
+        assert "not a CID" not in str(missing.value)
