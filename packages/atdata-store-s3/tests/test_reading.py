@@ -16,10 +16,18 @@ from atdata.store_s3 import S3DataStore, configure, read_url, reading
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
-@pytest.fixture
-def store() -> Iterator[S3DataStore]:
+@pytest.fixture(params=[pytest.param("moto", marks=pytest.mark.fake), pytest.param("rclone", marks=pytest.mark.real)])
+def store(request: pytest.FixtureRequest) -> Iterator[S3DataStore]:
+    """The same reads on moto's in-process mock and on a real S3 server (rclone serve s3)."""
+    bucket = f"read-{uuid.uuid4().hex[:12]}"
+    if request.param == "rclone":
+        credentials = request.getfixturevalue("s3_server").credentials
+        configure(credentials)  # reads of any bucket, even a missing one, go to this server
+        yield S3DataStore(credentials, bucket)
+        return
     with mock_aws():
-        yield S3DataStore(CREDS, f"read-{uuid.uuid4().hex[:12]}")
+        configure(CREDS)
+        yield S3DataStore(CREDS, bucket)
 
 
 @pytest.fixture(autouse=True)
@@ -33,9 +41,6 @@ def clean_registry() -> Iterator[None]:
     reading._configured.update(saved[0])
     reading._stores.clear()
     reading._stores.update(saved[1])
-
-
-pytestmark = pytest.mark.fake
 
 
 def test_streams_in_chunks(store: S3DataStore) -> None:
