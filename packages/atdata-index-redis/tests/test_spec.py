@@ -1,10 +1,12 @@
 """The LocalIndex, LocalDatasetEntry and Schema Storage snippets of the spec, on real shards.
 
-Runs on fakeredis; the conformance suite repeats the same behaviour on real servers.
+Each runs on fakeredis and on a real valkey server (its own key prefix per test).
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,18 @@ def _image_sample() -> Any:
     return atdata.packable(cls)
 
 
-@pytest.fixture
-def index() -> LocalIndex:
-    return LocalIndex(redis=fakeredis.FakeRedis())
+@pytest.fixture(params=[pytest.param("fakeredis", marks=pytest.mark.fake), pytest.param("valkey", marks=pytest.mark.real)])
+def index(request: pytest.FixtureRequest) -> Iterator[LocalIndex]:
+    if request.param == "fakeredis":
+        yield LocalIndex(redis=fakeredis.FakeRedis())
+        return
+    index = LocalIndex.from_url(request.getfixturevalue("redis_server").url, key_prefix=f"spec-{uuid.uuid4().hex[:12]}:")
+    yield index
+    keys = list(index.redis.scan_iter(match=index.key_pattern))
+    if keys:
+        index.redis.delete(*keys)
 
 
-@pytest.mark.fake
 def test_spec_local_index_and_schema_storage(index: LocalIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     ImageSample: Any = _image_sample()
@@ -74,7 +82,6 @@ def test_spec_local_index_and_schema_storage(index: LocalIndex, tmp_path: Path, 
     np.testing.assert_array_equal(back[7].image, samples[7].image)
 
 
-@pytest.mark.fake
 def test_add_entry_derives_schema_from_dataset(index: LocalIndex) -> None:
     ImageSample: Any = _image_sample()
     entry = index.add_entry(atdata.Dataset[ImageSample]("data-{000000..000009}.tar"), name="derived")
@@ -82,7 +89,6 @@ def test_add_entry_derives_schema_from_dataset(index: LocalIndex) -> None:
     assert index.get_schema(entry.schema_ref)["name"] == "ImageSample"
 
 
-@pytest.mark.fake
 def test_dict_sample_dataset_needs_an_explicit_schema_ref(index: LocalIndex) -> None:
     with pytest.raises(atdata.errors.AtdataError, match="pass schema_ref="):
         index.add_entry(atdata.Dataset[atdata.DictSample]("d.tar"), name="untyped")
