@@ -203,3 +203,38 @@ def test_fast_header_is_byte_identical_to_tarfile(name: str, size: int) -> None:
     from atdata.writing import _member_header, _tarfile_header
 
     assert _member_header(name, size) == _tarfile_header(name, size)
+
+
+@atdata.packable
+class Label:
+    label: int
+
+
+@atdata.packable
+class Caption:
+    text: str
+
+
+def test_second_sample_type_is_refused_naming_both_and_the_position(tmp_path: Path) -> None:
+    samples = [Label(label=0), ("raw", msgpack.packb({"label": 1})), Label(label=2), Caption(text="x")]
+    expected = r"position 3 has type .*\.Caption, but the first packable sample \(position 0\) has type .*\.Label"
+    with pytest.raises(InvalidArgument, match=expected):
+        write_samples(samples, str(tmp_path / "s-%03d.tar"), maxcount=1)
+    assert os.listdir(tmp_path) == []  # the three shards already committed are deleted
+
+
+def test_second_sample_type_aborts_the_open_shard() -> None:
+    log: list[str] = []
+    writer = ShardWriter(lambda i: MemorySink(log))
+    with pytest.raises(InvalidArgument, match=r"position 1 has type atdata\.sample\.DictSample"):
+        with writer:
+            writer.write(Label(label=0))
+            writer.write(atdata.DictSample(label=1))
+    assert log == ["abort"] and writer.shards == []
+
+
+def test_one_sample_type_with_dicts_and_pairs_is_accepted() -> None:
+    samples = [Label(label=0), {**Label(label=1).as_wds, "__key__": "b"}, ("c", Label(label=2).packed), Label(label=3)]
+    sinks, writer = collect(samples)
+    assert [info.count for info in writer.shards] == [4]
+    assert [name for name, _ in members(sinks[0].buffer.getvalue())][1:3] == ["b.msgpack", "c.msgpack"]

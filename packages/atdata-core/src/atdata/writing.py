@@ -124,6 +124,10 @@ def _check_key(key: object) -> None:
         )
 
 
+def _type_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _tarfile_header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
@@ -192,10 +196,22 @@ class ShardWriter:
         self._size = 0
         self._unreported = 0
         self._last_key: str | None = None
+        self._sample_type: type | None = None
+        self._type_position = 0
         self.shards: list[ShardInfo] = []
 
     def write(self, sample: Any) -> None:
-        """Append one sample (packable sample, ``as_wds`` dict or ``(key, bytes)`` pair)."""
+        """Append one sample (packable sample, ``as_wds`` dict or ``(key, bytes)`` pair).
+
+        Raises
+        ------
+        InvalidArgument
+            A bad sample, a key equal to the previous one, or a packable sample whose
+            class differs from the first packable sample's: one writer holds one type.
+        """
+        cls = sample.__class__
+        if cls is not self._sample_type and cls is not tuple and cls is not dict:
+            self._check_type(sample)
         key, payload = sample_record(sample)
         if key == self._last_key:
             # Consecutive equal keys would merge into one sample when read back.
@@ -221,6 +237,21 @@ class ShardWriter:
         if self._progress is not None and self._unreported >= _PROGRESS_EVERY:
             self._progress(self._unreported, 0)
             self._unreported = 0
+
+    def _check_type(self, sample: Any) -> None:
+        # Readers decode a whole dataset with one sample type, so a second type would only
+        # fail later, at read time. Dicts and (key, bytes) pairs carry no type to compare.
+        if isinstance(sample, (tuple, Mapping)) or not hasattr(sample, "as_wds"):
+            return
+        position = sum(shard.count for shard in self.shards) + self._count
+        if self._sample_type is None:
+            self._sample_type, self._type_position = sample.__class__, position
+            return
+        raise InvalidArgument(
+            f"sample at position {position} has type {_type_name(sample.__class__)}, but the first "
+            f"packable sample (position {self._type_position}) has type {_type_name(self._sample_type)}: "
+            "write one sample type per call (one dataset per type)"
+        )
 
     def _full(self, nbytes: int) -> bool:
         if self._maxcount is not None and self._count >= self._maxcount:
