@@ -269,6 +269,29 @@ def test_hive_path_is_required() -> None:
         Repo()
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"index": 42}, r"Repo\(index=42\): Repo has no index= argument; .*redis=index\.redis"),
+        ({"data_store": 42}, r"Repo\(data_store=42\): Repo has no data_store= argument; .*hive_path="),
+        ({"store": "s3://b"}, r"Repo\(store='s3://b'\): .*hive_path="),
+        ({"redis": "localhost:6379"}, r"bad Redis URL .*redis://"),
+        ({"indx": 3}, r"unexpected keyword argument 'indx'.*host=, port="),
+    ],
+)
+def test_bad_index_arguments_fail_at_construction(tmp_path: Path, kwargs: dict[str, Any], expected: str) -> None:
+    with pytest.raises(InvalidArgument, match=expected):
+        Repo(hive_path=str(tmp_path / "hive"), **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_index_hint_works(disk_repo: Repo, source: atdata.Dataset[Point], tmp_path: Path) -> None:
+    index = disk_repo.index
+    repo = Repo(hive_path=str(tmp_path / "other"), redis=index.redis, key_prefix=index.key_prefix)
+    entry, _ = repo.insert(source, name="via-hint")
+    assert index.get_entry_by_name("via-hint") == entry
+
+
 
 def test_a_hive_belongs_to_one_index(disk_repo: Repo, source: atdata.Dataset[Point], redis_server: Any) -> None:
     disk_repo.insert(source, name="mine")

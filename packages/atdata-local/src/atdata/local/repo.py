@@ -100,6 +100,13 @@ class Repo:
     **index_kwargs
         ``key_prefix=`` and redis-py connection options, passed to ``LocalIndex``.
 
+    Raises
+    ------
+    InvalidArgument
+        At construction, for a bad ``hive_path``, a ``redis=`` that is neither a client
+        nor a Redis URL, a keyword redis-py does not take, or ``index=``/``data_store=``
+        (Repo takes neither: the message says what to pass). Nothing is written.
+
     Attributes
     ----------
     index : LocalIndex
@@ -117,6 +124,7 @@ class Repo:
         redis: Any = None,
         **index_kwargs: Any,
     ) -> None:
+        _check_not_index_kwargs(index_kwargs)
         if hive_path is None:
             raise InvalidArgument(
                 "Repo needs hive_path=: 'bucket/prefix' for S3, or a directory such as './hive' or 'file:///data/hive'"
@@ -126,6 +134,9 @@ class Repo:
             self.index = LocalIndex.from_url(redis, **index_kwargs)
         else:
             self.index = LocalIndex(redis=redis, **index_kwargs)
+        # Build the client now (redis-py connects only on the first command), so an
+        # unknown connection keyword or a malformed URL fails here, not at first insert.
+        self.index.redis
 
     @property
     def store(self) -> AbstractDataStore:
@@ -441,6 +452,22 @@ class Repo:
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+_NOT_INDEX_KWARGS = {
+    "index": "to use an existing LocalIndex, pass its connection: redis=index.redis, key_prefix=index.key_prefix",
+    "data_store": "Repo writes to the store hive_path= names: 'bucket/prefix' for S3 (with s3_credentials=), "
+    "or a directory such as './hive' or 'file:///data/hive' (a DiskDataStore)",
+}
+_NOT_INDEX_KWARGS["store"] = _NOT_INDEX_KWARGS["data_store"]
+
+
+def _check_not_index_kwargs(index_kwargs: Mapping[str, Any]) -> None:
+    """Refuse the arguments users reach for that Repo does not take (they would otherwise
+    reach redis-py as connection options and fail only at the first command)."""
+    for name, hint in _NOT_INDEX_KWARGS.items():
+        if name in index_kwargs:
+            raise InvalidArgument(f"Repo({name}={index_kwargs[name]!r:.200}): Repo has no {name}= argument; {hint}")
 
 
 def _check_insert_args(name: Any, metadata: Any, cache_local: Any) -> None:
