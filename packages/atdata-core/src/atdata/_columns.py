@@ -1,5 +1,9 @@
 """Raw msgpack samples -> typed samples, or straight into :class:`SampleBatch` columns.
 
+A batch whose samples share one byte layout (fixed-shape arrays, fixed-width scalars:
+the common case) is cut into columns with NumPy without unpacking any sample
+(:mod:`atdata._layout`). Otherwise:
+
 The per-sample path is one ``msgpack.unpackb`` and the sample class's compiled decoder
 (:func:`atdata.sample.decoder_of`). The batch path skips sample objects altogether: a
 loop generated per sample class (like the codec in :mod:`atdata.sample`) unpacks each
@@ -24,6 +28,7 @@ import msgpack
 import numpy as np
 
 from . import _npy
+from ._layout import Layout, layout_of
 from ._fields import PRIMITIVE_KINDS, FieldSpec
 from .batch import SampleBatch
 from .errors import SampleDecodeError
@@ -52,10 +57,14 @@ class Decoder:
         #: The compiled ``from_data`` of the sample type: ``decode(msgpack.unpackb(raw))``.
         self.decode: Callable[[dict[str, Any]], Any] = decoder_of(sample_type)
         self._fast = _compile(self.specs) if self.specs else None
+        self._layouts: dict[int, Layout | None] = {}  # by sample length
 
     def batch(self, views: Sequence[Buffer], keys: list[str], urls: Callable[[int], str]) -> SampleBatch:
         """A :class:`SampleBatch` of the samples ``views`` (``urls(i)`` names sample i's shard)."""
-        if self._fast is not None:
+        if self._fast is not None and views:
+            columns = self._columns_by_layout(views)
+            if columns is not None:
+                return SampleBatch(self.sample_type, columns, keys)
             try:
                 columns = self._fast(views)
             except Exception:  # a sample msgpack cannot unpack: the slow path names it
@@ -64,6 +73,22 @@ class Decoder:
                 return SampleBatch(self.sample_type, columns, keys)
         samples = [self.checked(v, k, urls(i)) for i, (v, k) in enumerate(zip(views, keys))]
         return SampleBatch(self.sample_type, self._columns_of(samples), keys)
+
+    def _columns_by_layout(self, views: Sequence[Buffer]) -> dict[str, np.ndarray | list[Any]] | None:
+        """The batch's columns cut from its bytes (:mod:`atdata._layout`), or None.
+
+        A layout is learnt once per sample length; a batch it does not fit teaches the
+        layout of its own first sample, which the next batches of that length then try.
+        """
+        length = len(views[0])
+        layout = self._layouts.get(length)
+        columns = layout.columns(views) if layout is not None else None
+        if columns is None and (layout is not None or length not in self._layouts):
+            relearnt = layout_of(views[0], self.specs)
+            self._layouts[length] = relearnt
+            if relearnt is not None:
+                columns = relearnt.columns(views)
+        return columns
 
     def checked(self, view: Buffer, key: str, url: str) -> Any:
         """One sample, with any :class:`SampleDecodeError` naming its key and shard."""
