@@ -30,6 +30,8 @@ def test_every_public_error_derives_from_atdata_error() -> None:
         (errors.StoreUnavailable, ConnectionError),
         (errors.AccessDenied, PermissionError),
         (errors.UnsupportedFieldType, TypeError),
+        (errors.MissingField, TypeError),
+        (errors.MissingField, errors.InvalidArgument),
     ],
 )
 def test_builtin_mixins_keep_existing_except_clauses_working(cls: type, builtin: type) -> None:

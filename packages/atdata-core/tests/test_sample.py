@@ -1,6 +1,7 @@
 """Typed samples: decoration, wire format, decoding policy and errors."""
 
 import dataclasses
+import inspect
 import io
 import pickle
 import tarfile
@@ -14,7 +15,7 @@ import pytest
 from numpy.typing import NDArray
 
 import atdata
-from atdata.errors import AtdataError, InvalidArgument, SampleDecodeError, UnsupportedFieldType
+from atdata.errors import AtdataError, InvalidArgument, MissingField, SampleDecodeError, UnsupportedFieldType
 from atdata.sample import DictSample, FieldSpec, PackableSample, decoder_of, fields_of, new_key, packable
 
 FIXTURE = Path("/work/shared/fixtures/upstream-test-samples.tar")
@@ -426,3 +427,80 @@ def test_keys_differ_across_forked_processes() -> None:
 def test_field_named_like_a_sample_method_is_refused_at_definition(name: str) -> None:
     with pytest.raises(atdata.errors.UnsupportedFieldType, match=f"'{name}'.*reserved.*rename"):
         atdata.packable(type("Clash", (), {"__annotations__": {name: int, "label": str}}))
+
+
+@atdata.packable
+class TrainingSample:
+    features: NDArray
+    label: int
+    source: str = "synthetic"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "missing"),
+    [
+        ((), {"label": 1}, "field 'features': pass features=..."),
+        ((), {}, "fields 'features', 'label': pass features=..., label=..."),
+        ((np.zeros(2),), {}, "field 'label': pass label=..."),
+    ],
+)
+def test_missing_required_field_at_construction_names_class_and_fields(
+    args: tuple[Any, ...], kwargs: dict[str, Any], missing: str
+) -> None:
+    with pytest.raises(MissingField) as info:
+        TrainingSample(*args, **kwargs)
+    assert str(info.value).startswith(f"TrainingSample() missing required {missing} (fields of TrainingSample:")
+    assert isinstance(info.value, InvalidArgument) and isinstance(info.value, TypeError)
+
+
+def test_required_fields_stay_required_in_signature_subclasses_and_generated_classes() -> None:
+    assert str(inspect.signature(TrainingSample)).startswith("(features: ")
+    assert [p.default for p in inspect.signature(TrainingSample).parameters.values()][1:] == [
+        inspect.Parameter.empty,
+        "synthetic",
+    ]
+
+    @atdata.packable
+    class Weighted(TrainingSample):
+        weight: float = 1.0
+
+    with pytest.raises(MissingField, match=r"Weighted\(\) missing required field 'label'"):
+        Weighted(features=np.zeros(2))
+    sample = Weighted(np.zeros(2), 3, weight=2.0)
+    assert (sample.label, sample.source, sample.weight) == (3, "synthetic", 2.0)
+    generated = atdata.schema.from_record(atdata.schema.to_record(TrainingSample, "1.0.0"))
+    with pytest.raises(MissingField, match="'features', 'label'"):
+        generated()
+
+
+def test_required_field_after_a_default_is_still_refused_at_decoration() -> None:
+    with pytest.raises(TypeError, match="non-default argument 'label' follows default argument 'source'"):
+
+        @atdata.packable
+        class Misordered:
+            source: str = "x"
+            label: int
+
+
+def test_own_init_kw_only_and_init_false_fields_are_left_alone() -> None:
+    @atdata.packable
+    class Custom:
+        label: int
+
+        def __init__(self, label: int = 5) -> None:
+            self.label = label
+
+    assert Custom().label == 5
+
+    @atdata.packable
+    class KeywordOnly:
+        label: int
+        source: str = dataclasses.field(kw_only=True)
+        note: str = dataclasses.field(default="", init=False)
+        scale: ClassVar[int] = 2
+
+    expected = r"missing required field 'source': pass source=\.\.\. \(fields of KeywordOnly: label, source;"
+    with pytest.raises(MissingField, match=expected):
+        KeywordOnly(1)  # type: ignore[call-arg]
+    assert KeywordOnly(1, source="s").source == "s"
+    assert str(inspect.signature(KeywordOnly)) == "(label: int, *, source: str) -> None"

@@ -10,6 +10,7 @@ that builtin in, so existing ``except`` clauses keep working::
 
     AtdataError
     ├── InvalidArgument (+ValueError)         a parameter value is out of range or of the wrong type
+    │   └── MissingField (+TypeError)         a sample class called without a required field
     ├── SampleDecodeError (+ValueError)       bytes that are not a valid sample (names the field)
     ├── ShardError                            corrupt or truncated shard (names the shard URL and member)
     ├── UnsupportedURL (+ValueError)          a URL no registered opener can read
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidSchemaRef",
     "LocalServerError",
+    "MissingField",
     "ObjectNotFound",
     "SampleDecodeError",
     "SchemaConflict",
@@ -62,6 +64,14 @@ class InvalidArgument(AtdataError, ValueError):
     """A parameter has a value atdata cannot use (e.g. ``maxcount=0``).
 
     Raised before any work starts, so nothing is written.
+    """
+
+
+class MissingField(InvalidArgument, TypeError):
+    """A sample class was called without a required field (``TrainingSample(label=1)``).
+
+    Names the class and every missing field. Also a ``TypeError``, which Python raises
+    for a missing argument, so existing ``except TypeError`` clauses keep working.
     """
 
 

@@ -21,9 +21,11 @@ what was expected and what was found.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 import random
+import sys
 import threading
 import time
 import typing
@@ -35,7 +37,7 @@ import numpy as np
 
 from . import _npy
 from ._fields import PRIMITIVE_KINDS, FieldSpec, check_annotations, field_specs
-from .errors import InvalidArgument, SampleDecodeError, UnsupportedFieldType
+from .errors import InvalidArgument, MissingField, SampleDecodeError, UnsupportedFieldType
 
 __all__ = [
     "DictSample",
@@ -138,9 +140,101 @@ def packable(cls: type[T]) -> type[T]:
         namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
         bases = tuple(b for b in cls.__bases__ if b is not object) + (PackableSample,)
         cls = type(cls)(cls.__name__, bases, namespace)  # type: ignore[misc]  # same metaclass, new bases
+    own_init = "__init__" in cls.__dict__
+    if not own_init:
+        _mark_required_fields(cls)
     sample_cls = dataclasses.dataclass(cls, eq=False)
+    if not own_init:
+        _restore_signature(sample_cls)
     _codec(sample_cls)
     return sample_cls
+
+
+# --- required fields ----------------------------------------------------------------------
+# A call that leaves out a required field would raise Python's own TypeError while binding
+# the arguments, naming neither the class nor what to do. Catching it would need a wrapper
+# around __init__, doubling the cost of every construction. Instead each required field
+# gets a default factory that raises MissingField: dataclasses' generated __init__ then
+# costs one ``is`` test per required field, and only a missing argument calls the factory.
+
+
+class _Required:
+    """The default factory of a required field: it runs only when the argument is missing."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+    def __call__(self) -> typing.NoReturn:
+        init_locals = sys._getframe(1).f_locals  # the generated __init__ calling us
+        sample = init_locals.get("__dataclass_self__", init_locals.get("self"))
+        fields = dataclasses.fields(sample) if dataclasses.is_dataclass(sample) else ()
+        missing = [
+            f.name for f in fields if f.default_factory is _REQUIRED and init_locals.get(f.name) is _HAS_DEFAULT_FACTORY
+        ]
+        owner = type(sample).__qualname__
+        raise MissingField(
+            f"{owner}() missing required field{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}: "
+            f"pass {', '.join(f'{name}=...' for name in missing)} (fields of {owner}: "
+            f"{', '.join(f.name for f in fields if f.init)}; only fields with a default may be left out)"
+        )
+
+
+_REQUIRED = _Required()
+_HAS_DEFAULT_FACTORY: Any = getattr(dataclasses, "_HAS_DEFAULT_FACTORY")  # noqa: B009 - private in typeshed
+
+
+def _mark_required_fields(cls: type) -> None:
+    """Give the fields ``cls`` itself declares without a default the ``_REQUIRED`` factory.
+
+    ClassVar and InitVar annotations are not dataclass fields and stay as they are; a
+    ``dataclasses.field(...)`` without a default (e.g. ``field(kw_only=True)``) gets the
+    factory on its Field.
+    """
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # a forward reference not defined yet: judge by the raw annotation
+        hints = {}
+    for name, raw in cls.__dict__.get("__annotations__", {}).items():
+        value = getattr(cls, name, _MISSING)
+        if isinstance(value, dataclasses.Field):
+            if value.init and value.default is dataclasses.MISSING and value.default_factory is dataclasses.MISSING:
+                value.default_factory = _REQUIRED
+            continue
+        hint = hints.get(name, raw)
+        if value is not _MISSING or (isinstance(hint, str) and ("ClassVar" in hint or "InitVar" in hint)):
+            continue
+        if hint is typing.ClassVar or typing.get_origin(hint) is typing.ClassVar:
+            continue
+        if hint is dataclasses.InitVar or isinstance(hint, dataclasses.InitVar):
+            continue
+        setattr(cls, name, dataclasses.field(default_factory=_REQUIRED))
+
+
+def _restore_signature(cls: type) -> None:
+    """Show required fields as required in ``inspect.signature(cls)``, and keep refusing a
+    required field after a defaulted one, as dataclasses does (positional calls would
+    otherwise fill the wrong field)."""
+    required = {f.name for f in dataclasses.fields(cls) if f.default_factory is _REQUIRED}
+    if not required:
+        return
+    init = vars(cls)["__init__"]
+    params = []
+    defaulted = None
+    signature = inspect.signature(init)
+    for param in signature.parameters.values():
+        if param.name in required:
+            param = param.replace(default=inspect.Parameter.empty)
+        if param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            if param.default is not inspect.Parameter.empty:
+                defaulted = param.name
+            elif defaulted is not None:
+                raise TypeError(
+                    f"{cls.__qualname__}: non-default argument {param.name!r} follows default argument {defaulted!r}"
+                )
+        params.append(param)
+    init.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]  # a plain function
 
 
 def fields_of(sample_type: type) -> tuple[FieldSpec, ...]:

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from ._fields import PRIMITIVE_KINDS, FieldSpec, spec_for_annotation
 from .errors import InvalidArgument, InvalidSchemaRef, SchemaError, UnsupportedFieldType
-from .sample import DictSample, PackableSample, fields_of
+from .sample import DictSample, PackableSample, fields_of, packable
 
 __all__ = [
     "SCHEMA_REF_PREFIX",
@@ -334,4 +334,4 @@ def _generate(class_name: str, module: str, specs: tuple[FieldSpec, ...]) -> typ
         cls = _GeneratedSample(class_name, (PackableSample,), namespace)
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"cannot generate a class {class_name!r} from its schema record: {exc}") from exc
-    return typing.cast(type[PackableSample], dataclasses.dataclass(cls, eq=False))
+    return typing.cast(type[PackableSample], packable(cls))  # a missing field raises MissingField
