@@ -9,6 +9,7 @@ so a malformed pattern fails there rather than in a DataLoader worker.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import braceexpand
@@ -30,7 +31,8 @@ def expand_urls(url: str | Sequence[str]) -> list[str]:
     Raises
     ------
     UnsupportedURL
-        A brace pattern with unbalanced braces.
+        A brace pattern with unbalanced braces, or a ``{...}`` holding ``..`` that is
+        not a range (``{000..}``, ``{1...3}``), which braceexpand would keep as literal text.
     InvalidArgument
         ``url`` is empty, not a string, or a sequence holding something else.
     """
@@ -39,6 +41,8 @@ def expand_urls(url: str | Sequence[str]) -> list[str]:
     for pattern in patterns:
         if not isinstance(pattern, str) or not pattern:
             raise InvalidArgument(f"dataset URL {pattern!r} must be a non-empty string (a path or URL)")
+        if "{" in pattern:
+            _check_ranges(pattern)
         try:
             shards.extend(braceexpand.braceexpand(pattern))
         except braceexpand.UnbalancedBracesError as exc:  # type: ignore[attr-defined]  # not in its stub
@@ -57,3 +61,26 @@ def _as_list(url: object) -> list[str]:
     if len(url) == 0:
         raise InvalidArgument("dataset URL list is empty: pass at least one shard URL or pattern")
     return list(url)
+
+
+# What braceexpand accepts as a range: two integers or two letters, and an optional step.
+_RANGE = re.compile(r"(-?\d+\.\.-?\d+|[A-Za-z]\.\.[A-Za-z])(\.\.-?\d+)?")
+_INNERMOST_GROUP = re.compile(r"\{([^{}]*)\}")
+_ESCAPED = re.compile(r"\\.")
+
+
+def _check_ranges(pattern: str) -> None:
+    """Refuse a ``{...}`` group that holds ``..`` but is no range braceexpand knows.
+
+    braceexpand keeps such a group as literal text, so ``data-{000..}.tar`` would name one
+    file that does not exist instead of failing here. Groups without ``..`` (``{x}``) and
+    escaped braces (``\\{``) stay literal, so file names with braces keep working.
+    """
+    for group in _INNERMOST_GROUP.findall(_ESCAPED.sub("_", pattern)):
+        if ".." in group and "," not in group and not _RANGE.fullmatch(group):
+            raise UnsupportedURL(
+                f"malformed brace range {{{group}}} in dataset URL {pattern!r}. Brace forms: "
+                f"{{first..last}} with two integers or two letters, e.g. 'data-{{000000..000009}}.tar' "
+                f"(zero padding kept; optional step: {{0..10..2}}), or a list such as '{{train,val}}.tar'; "
+                f"write a literal brace as '\\{{'."
+            )
