@@ -71,12 +71,21 @@ def test_up_status_down_roundtrip_keeps_data(home: Path, capsys: pytest.CaptureF
 
     code, text, _ = run(capsys, "local", "status", *ports)
     assert code == 0 and "running" in text and str(home.resolve() / "redis") in text
+    # status repeats the AWS_* line that up prints, for a shell opened after `up`
+    code, up_text, _ = run(capsys, "local", "up", *ports)
+    hint = (
+        f"S3 credentials (the spec's defaults): AWS_ENDPOINT={by_name['s3']['url']} "
+        "AWS_ACCESS_KEY_ID=minioadmin AWS_SECRET_ACCESS_KEY=minioadmin"
+    )
+    assert code == 0 and up_text.splitlines()[-1] == hint == text.splitlines()[-1]
 
     code, stopped, _ = run(capsys, "local", "down", "--json")
     assert code == 0 and {e["name"] for e in stopped} == {"redis", "s3"}
     assert not any(pid_alive(e["pid"]) for e in entries)
     code, after, _ = run(capsys, "local", "status", "--json", *ports)
     assert not any(e["running"] for e in after)
+    code, text, _ = run(capsys, "local", "status", *ports)
+    assert code == 0 and "AWS_" not in text  # a stopped server's keys help nobody
 
     # Restarted, both servers serve the data kept under the data directory.
     code, restarted, _ = run(capsys, "local", "up", "--json", *ports)
@@ -160,6 +169,9 @@ def test_an_adopted_s3_server_that_refuses_the_default_keys_gets_a_note(
     assert code == 0
     assert "note: this S3 server was not started by atdata and refuses access key 'minioadmin'" in text
     assert s3_server.secret_key not in text
+    code, text, _ = run(capsys, "local", "status", *ports)
+    assert code == 0 and "refuses access key" in text
+    assert "AWS_" not in text and s3_server.secret_key not in text  # its keys are not ours to print
 
 
 def test_debug_shows_the_traceback(home: Path) -> None:

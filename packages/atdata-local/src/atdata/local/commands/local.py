@@ -69,7 +69,8 @@ def register(subparsers: Any) -> None:
     status = add(
         "status",
         "show both servers and where their data lives",
-        "Show whether Redis and S3 answer, who started them, and where their data and logs are.",
+        "Show whether Redis and S3 answer, who started them, and where their data and logs are; "
+        "for an S3 server `up` started, the AWS_* settings that reach it.",
         "atdata local status",
         "atdata local status --json",
     )
@@ -98,16 +99,24 @@ def _table(entries: list[servers.ServerStatus]) -> str:
     return "\n".join(_describe(entry) for entry in entries)
 
 
-def _up(args: argparse.Namespace, out: Output) -> int:
-    entries = servers.up(args.data_dir, redis_port=args.redis_port, s3_port=args.s3_port)
+def _credentials_hint(entries: list[servers.ServerStatus]) -> str:
+    """The AWS_* line for an S3 server atdata started (so its keys are the spec's defaults).
+
+    Empty for a server atdata did not start or that is stopped: its keys are not known.
+    ``status`` repeats it, so a new shell need not scroll back to ``up``'s output.
+    """
     s3 = next(e for e in entries if e.name == "s3")
-    hint = (
+    if not (s3.running and s3.managed):
+        return ""
+    return (
         f"\nS3 credentials (the spec's defaults): AWS_ENDPOINT={s3.url} "
         f"AWS_ACCESS_KEY_ID={servers.DEFAULT_S3_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={servers.DEFAULT_S3_SECRET_KEY}"
-        if s3.managed
-        else ""
     )
-    out.emit([e.to_dict() for e in entries], _table(entries) + hint)
+
+
+def _up(args: argparse.Namespace, out: Output) -> int:
+    entries = servers.up(args.data_dir, redis_port=args.redis_port, s3_port=args.s3_port)
+    out.emit([e.to_dict() for e in entries], _table(entries) + _credentials_hint(entries))
     return 0
 
 
@@ -120,5 +129,5 @@ def _down(args: argparse.Namespace, out: Output) -> int:
 
 def _status(args: argparse.Namespace, out: Output) -> int:
     entries = servers.status(args.data_dir, redis_port=args.redis_port, s3_port=args.s3_port)
-    out.emit([e.to_dict() for e in entries], _table(entries))
+    out.emit([e.to_dict() for e in entries], _table(entries) + _credentials_hint(entries))
     return 0
