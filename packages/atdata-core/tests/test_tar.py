@@ -198,3 +198,57 @@ def test_vectorised_fast_path_hands_over_to_the_general_walk(tmp_path: Path, fmt
     assert len(expected) == 52
     assert ours(str(path)) == expected
     assert ours(str(path), chunk=4096) == expected  # runs split across reads
+
+
+def walk_all(url: str, chunk: int | None = None) -> tuple[list[tuple[str, bytes]], str | None]:
+    """Every sample up to the error, and the error's message (None if the shard is whole)."""
+    got: list[tuple[str, bytes]] = []
+    try:
+        for block in iter_blocks(url) if chunk is None else iter_blocks(url, chunk):
+            got += [(k, bytes(v)) for k, v in zip(block.keys, block.views)]
+    except ShardError as exc:
+        return got, str(exc)
+    return got, None
+
+
+# Keys and sizes from small sets, so runs of one stride form and then break in every way:
+# another padded size, a repeated key (one sample of two members), a __meta__ name, dots.
+_run_key = st.sampled_from(["k", "__k__", "a.b", "d/", "_x", "é"]).flatmap(
+    lambda stem: st.integers(0, 3).map(lambda i: f"{stem}{i:03d}")
+)
+_run_sample = st.builds(
+    lambda key, size, extra: {"__key__": key, "msgpack": b"m" * size, **({"txt": b"t"} if extra else {})},
+    _run_key,
+    st.sampled_from([700, 600, 1024, 1025, 0, 3000]),
+    st.sampled_from([False, False, False, True]),
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None, max_examples=100)
+@given(
+    samples=st.lists(_run_sample, min_size=1, max_size=40),
+    fmt=st.sampled_from([tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT]),
+    damage=st.none() | st.tuples(st.integers(0, 200_000), st.integers(1, 255)),
+    chunk=st.sampled_from([512, 1536, 4096, 10240, 1 << 20]),
+)
+def test_vectorised_paths_read_and_fail_exactly_as_the_general_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, samples: list[dict], fmt: int, damage: tuple[int, int] | None, chunk: int
+) -> None:
+    path = tmp_path / "run.tar"
+    try:
+        write_wds(path, samples, fmt)
+    except ValueError:  # USTAR cannot hold non-ASCII names
+        assume(False)
+    data = bytearray(path.read_bytes())
+    if damage is not None:
+        offset, flip = damage
+        data[offset % len(data)] ^= flip
+    url = f"memtest://run-{fmt}.tar"
+    _MEMORY[url] = bytes(data)
+    fast = [walk_all(url), walk_all(url, chunk)]
+    with monkeypatch.context() as patched:
+        patched.setattr("atdata._tar._fast_prefix", lambda buf, key: None)
+        general = walk_all(url)
+    assert fast == [general, general]
+    if damage is None and general[1] is None:
+        assert general[0] == reference(path)

@@ -126,8 +126,9 @@ class ShardWalker:
         keys: list[str] = []
         views: list[memoryview] = []
         data = memoryview(buf)
-        # Offsets of the headers whose fields were used (a PAX header that is stepped over
-        # unread is not among them: corrupting it cannot change what is read).
+        # Offsets of the headers read, a PAX header stepped over too: whether it is parsed
+        # or stepped over depends on where the buffer ends, and its checksum must be
+        # checked either way, so a corrupt shard fails at one point whatever the reads.
         headers: list[int] = []
         end = len(buf)
         pos = 0
@@ -139,7 +140,7 @@ class ShardWalker:
         key_now, suffixes, last = self._key, self._suffixes, self.last_member
         fast_headers = None
         if self._offset == 0 and buf[:2] == b"\x1f\x8b":
-            error = self._error(0, "is gzip-compressed; atdata reads plain (uncompressed) tar shards")
+            error = self._error(0, "is gzip-compressed; atdata reads plain (uncompressed) tar shards", None)
             end = 0
             final = False
         elif not self._global_pax:
@@ -151,10 +152,10 @@ class ShardWalker:
                 key_now, suffixes, last = fast_keys[-1], "msgpack", fast_keys[-1] + ".msgpack"
         # The loop is one function on purpose: a call per member costs as much as the rest.
         while True:
-            unit = pos
+            unit, previous = pos, last
             if end - pos < _BLOCK:
                 if final:
-                    error = self._error(pos, "ends without the tar end-of-archive marker (truncated?)")
+                    error = self._error(pos, "ends without the tar end-of-archive marker (truncated?)", last)
                 break
             name_f, size_f, typ, prefixed = unpack(buf, pos)
             if not name_f[0] and buf[pos : pos + _BLOCK] == _ZERO:
@@ -178,6 +179,7 @@ class ShardWalker:
                     ):
                         name_f, size_f, typ, prefixed = unpack(buf, nxt)
                         if typ not in _EXTENSIONS and (name_f[0] or buf[nxt : nxt + _BLOCK] != _ZERO):
+                            add_header(pos)
                             pos = nxt
                         else:
                             typ = b"x"
@@ -187,7 +189,7 @@ class ShardWalker:
                     found = self._extensions(buf, pos, end, add_header)
                     if found is None:  # the member is not complete in buf yet
                         if final:
-                            error = self._error(pos, "is truncated inside an extended (PAX/GNU) header")
+                            error = self._error(pos, "is truncated inside an extended (PAX/GNU) header", last)
                         pos = unit
                         break
                     pos, name, typ, size_f, pax_size = found
@@ -221,7 +223,7 @@ class ShardWalker:
                         break
                     if start + size > end:
                         error = self._error(
-                            pos, f"member {name!r} is truncated: {size} bytes declared, {max(end - start, 0)} present"
+                            pos, f"member {name!r} is truncated: {size} bytes declared, {max(end - start, 0)} present", last
                         )
                         break
                 pos, last = nxt, name
@@ -245,20 +247,22 @@ class ShardWalker:
                 if key != key_now:
                     key_now, suffixes = key, suffix  # one member so far: no set needed
                 elif suffix == suffixes or (suffixes.__class__ is set and suffix in suffixes):
-                    raise _Bad(f"sample {key!r} has two {suffix!r} members (duplicate file name {name!r})")
+                    what = f"sample {key!r} has two {suffix!r} members (duplicate file name {name!r})"
+                    error = self._error(unit, what, previous)  # where the second member starts
+                    break
                 else:
                     suffixes = {suffix, suffixes} if suffixes.__class__ is str else {suffix, *suffixes}
                 if suffix == "msgpack":
                     add_key(key)
                     add_view(data[start : start + size])
             except _Bad as exc:
-                error = self._error(pos, str(exc))
+                error = self._error(pos, str(exc), last)
                 break
             except ValueError as exc:  # int() of a garbled numeric field
-                error = self._error(pos, f"has a corrupt tar header ({exc})")
+                error = self._error(pos, f"has a corrupt tar header ({exc})", last)
                 break
         self._key, self._suffixes, self.last_member = key_now, suffixes, last
-        if fast_headers is not None:
+        if fast_headers is not None and len(fast_headers):
             headers = [*fast_headers.tolist(), *headers]
         bad = _first_bad_checksum(buf, headers) if verify else None
         if bad is not None:
@@ -268,7 +272,7 @@ class ShardWalker:
             offset = self._offset
             keys, views, _, _ = self.walk(buf[:cut], False, verify=False)
             self._offset = offset
-            pos, error = cut, self._error(cut, "has a corrupt tar header (checksum mismatch)")
+            pos, error = cut, self._error(cut, "has a corrupt tar header (checksum mismatch)", self.last_member)
         self._offset += pos
         return keys, views, pos, error
 
@@ -314,8 +318,9 @@ class ShardWalker:
         pax_size = int(pax["size"]) if pax is not None and "size" in pax else None
         return pos, name, typ, size_f, pax_size
 
-    def _error(self, pos: int, what: str) -> ShardError:
-        after = f"after member {self.last_member!r}" if self.last_member is not None else "at its first member"
+    def _error(self, pos: int, what: str, last: str | None) -> ShardError:
+        """The error at ``buf[pos]``, naming the member before it (``last``)."""
+        after = f"after member {last!r}" if last is not None else "at its first member"
         return ShardError(f"shard {self.url!r} {what} at byte {self._offset + pos} ({after})")
 
 
@@ -487,16 +492,23 @@ def _first_bad_checksum(buf: bytes | bytearray, headers: list[int]) -> int | Non
     if not headers:
         return None
     rows = np.frombuffer(buf, np.uint8, count=len(buf) // _BLOCK * _BLOCK).reshape(-1, _BLOCK)
-    hdr = rows[np.asarray(headers) // _BLOCK]
-    # Sums wrap at 2**16 (uint16 sums run fastest): a corrupted byte shifts a sum by 1..255,
-    # which no wrap hides, and the exact check below decides every mismatch anyway.
-    sums = hdr.sum(axis=1, dtype=np.uint16).astype(np.int64) - hdr[:, 148:156].sum(axis=1, dtype=np.int64) + 8 * 32
-    stored = (hdr[:, 148:154].astype(np.int64) - 48) @ _OCTAL_WEIGHTS
-    suspect = np.flatnonzero((stored - sums) & 0xFFFF)
+    suspect = np.flatnonzero(~_checksums_ok(rows[np.asarray(headers) // _BLOCK]))
     for i in suspect.tolist():
         if not _checksum_ok(bytes(buf[headers[i] : headers[i] + _BLOCK])):
             return i
     return None
+
+
+def _checksums_ok(headers: np.ndarray) -> np.ndarray:
+    """Per header row, whether its checksum, stored in the common ``%06o`` form, matches.
+
+    False also for other forms (``%07o``, signed sums): :func:`_checksum_ok` decides those.
+    """
+    # Sums wrap at 2**16 (uint16 sums run fastest): a corrupted byte shifts a sum by 1..255,
+    # which no wrap hides.
+    sums = headers.sum(axis=1, dtype=np.uint16).astype(np.int64) - headers[:, 148:156].sum(axis=1, dtype=np.int64) + 8 * 32
+    stored = (headers[:, 148:154].astype(np.int64) - 48) @ _OCTAL_WEIGHTS
+    return ((stored - sums) & 0xFFFF) == 0
 
 
 def _checksum_ok(header: bytes) -> bool:
@@ -526,17 +538,106 @@ def _fast_prefix(
     each optionally preceded by a PAX header holding only an ``mtime`` record, and
     stops before the first member that is anything else; :meth:`ShardWalker.walk` goes
     on from there with the general parser, so the result is the same as walking every
-    member one by one. Header fields are decoded for every block with NumPy; Python
-    only follows the chain of header offsets.
+    member one by one. Header fields are decoded with NumPy; Python at most follows
+    the chain of header offsets.
 
     Returns
     -------
-    (consumed, header offsets, keys, data starts, data sizes), or None if the run is empty.
+    (consumed, offsets of the headers to verify, keys, data starts, data sizes), or
+    None if the run is empty. The headers of a run of one stride are verified here
+    already (the run stops before a header whose checksum is wrong, which the general
+    parser then reports), so none are returned for them.
     """
     nblk = len(buf) // _BLOCK
     if nblk < 2:
         return None
     a = np.frombuffer(buf, np.uint8, count=nblk * _BLOCK).reshape(nblk, _BLOCK)
+    fixed = _fixed_stride(a)
+    if fixed is not None:
+        first, stride, sizes = fixed
+        names = a[first : first + len(sizes) * stride : stride, :100]
+        idx = np.arange(first, first + len(sizes) * stride, stride)
+        verify = np.zeros(0, dtype=np.int64)
+    else:
+        found = _chained(a)
+        if found is None:
+            return None
+        idx, sizes, verify = found
+        names = a[idx, :100]
+    count, keys = _msgpack_keys(names)
+    if count == 0 or keys[0] == previous_key:
+        return None
+    idx, sizes = idx[:count], sizes[:count]
+    consumed = (int(idx[-1]) + 1) * _BLOCK + ((int(sizes[-1]) + 511) & ~511)
+    verify = verify[verify <= idx[-1]]
+    return consumed, verify * _BLOCK, keys, ((idx + 1) * _BLOCK).tolist(), sizes.tolist()
+
+
+def _fixed_stride(a: np.ndarray) -> tuple[int, int, np.ndarray] | None:
+    """The leading units of one stride (samples of one padded size), checked at once.
+
+    A unit is an optional mtime-only PAX header and a regular member. The first unit
+    sets the stride; the others are reached by reshaping the buffer, not by gathering
+    rows. Returns the first member's row, the stride in rows and each member's size,
+    or None when the first unit is not such a unit or the units of its stride end before
+    the buffer does (samples of varying size: :func:`_chained` follows them).
+    """
+    nblk = len(a)
+    pax = a[0, 156] == 120
+    member = 0
+    if pax:
+        size = _octal_size(a[0])
+        body = a[1, :9].tobytes() if nblk > 1 else b""
+        if size is None or not 10 <= size <= 99 or body[2:] != b" mtime=" or body[:2] != str(size).encode():
+            return None
+        member = 1 + (size + 511) // _BLOCK
+    if member >= nblk or a[member, 156] != 48:
+        return None
+    size = _octal_size(a[member])
+    if size is None:
+        return None
+    stride = member + 1 + (size + 511) // _BLOCK
+    units = nblk // stride
+    if units == 0:
+        return None
+    grid = a[: units * stride].reshape(units, stride, _BLOCK)
+    heads = grid[:, member]
+    digits = heads[:, 124:135].astype(np.int64) - 48
+    sizes = digits @ _SIZE_WEIGHTS
+    ok = (
+        (heads[:, 156] == 48)
+        & (heads[:, 345] == 0)
+        & (heads[:, 135] == 0)
+        & ((digits >= 0) & (digits <= 7)).all(axis=1)
+        & ((sizes + 511) // _BLOCK == stride - member - 1)
+        & _checksums_ok(heads)
+    )
+    if pax:
+        ok &= _checksums_ok(grid[:, 0])
+    if pax:  # each a PAX header whose data is one record "NN mtime=...\n" of NN == size bytes
+        pax_heads, body = grid[:, 0], grid[:, 1, :9].astype(np.int64)
+        pax_digits = pax_heads[:, 124:135].astype(np.int64) - 48
+        pax_sizes = pax_digits @ _SIZE_WEIGHTS
+        ok &= (
+            (pax_heads[:, 156] == 120)
+            & (pax_heads[:, 135] == 0)
+            & ((pax_digits >= 0) & (pax_digits <= 7)).all(axis=1)
+            & (pax_sizes >= 10) & (pax_sizes <= 99)
+            & ((body[:, 0] - 48) * 10 + (body[:, 1] - 48) == pax_sizes)
+            & (body[:, 0] >= 49) & (body[:, 0] <= 57) & (body[:, 1] >= 48) & (body[:, 1] <= 57)
+            & (body[:, 2:9] == _MTIME).all(axis=1)
+        )
+    run = int(np.argmin(ok)) if not ok.all() else units
+    if run == 0 or (run < units and grid[run, 0, 156] in (48, 120)):
+        return None  # perhaps samples of other sizes, which the chain follows
+    return member, stride, sizes[:run]
+
+
+def _chained(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The leading units of any sizes: fields of every row decoded at once, then the
+    chain of units followed in Python. Returns each member's row and size and the rows
+    of every header (PAX and member, in order), or None."""
+    nblk = len(a)
     typ = a[:, 156]
     # Only blocks typed '0' or 'x' can start a unit here; decode their fields alone.
     cand = np.flatnonzero((typ == 48) | (typ == 120))
@@ -560,34 +661,62 @@ def _fast_prefix(
     # Each unit (optional PAX header, then the member) starting at block b: its member's
     # header block and the block after it.
     head = np.where(pax, np.minimum(nxt, nblk - 1), np.arange(nblk))
-    nxt = np.minimum(nxt, nblk)
-    unit_ok = member[head] & (pax | (typ == 48))
-    unit_next = nxt[head]
-    # Samples of one fixed size (fixed-shape arrays) put units at a constant stride:
-    # check that chain for every unit at once, and follow the rest one unit at a time.
-    fixed = np.zeros(0, dtype=np.int64)
-    b = 0
-    if unit_ok[0]:
-        stride = int(unit_next[0])
-        starts = np.arange(0, nblk, stride)
-        good = unit_ok[starts] & (unit_next[starts] == starts + stride)
-        run = int(np.argmin(good)) if not good.all() else len(starts)
-        fixed = head[starts[:run]]
-        b = run * stride
+    unit_ok = (member[head] & (pax | (typ == 48))).tolist()
+    head_l, next_l = head.tolist(), np.minimum(nxt, nblk)[head].tolist()
     mains: list[int] = []
-    if b < nblk:
-        ok_l, head_l, next_l = unit_ok.tolist(), head.tolist(), unit_next.tolist()
-        while ok_l[b]:
-            mains.append(head_l[b])
-            b = next_l[b]
-            if b >= nblk:
-                break
-    idx = np.concatenate([fixed, np.asarray(mains, dtype=np.int64)]) if mains else fixed
-    if not len(idx):
+    headers: list[int] = []  # the PAX and member headers of every unit, to verify
+    b = 0
+    while unit_ok[b]:
+        mains.append(head_l[b])
+        headers += (b, head_l[b]) if b != head_l[b] else (b,)
+        b = next_l[b]
+        if b >= nblk:
+            break
+    if not mains:
         return None
-    names = a[idx, :100]
+    idx = np.asarray(mains, dtype=np.int64)
+    return idx, size[idx], np.asarray(headers, dtype=np.int64)
+
+
+def _octal_size(header: np.ndarray) -> int | None:
+    """The size field of a header row, if it is 11 octal digits and a NUL."""
+    field = header[124:136].tobytes()
+    if field[11] != 0 or not field[:11].isdigit() or b"8" in field or b"9" in field:
+        return None
+    return int(field[:11], 8)
+
+
+def _msgpack_keys(names: np.ndarray) -> tuple[int, list[str]]:
+    """How many leading rows of ``names`` (name fields) are ``<key>.msgpack`` of new samples, and their keys.
+
+    Each name must be ASCII with one dot (the suffix's), not start with ``__`` nor have
+    an empty key or last key component, and differ from the name before it. All names
+    are checked at once on their joined bytes; only when one fails are they checked
+    row by row, to find the first that fails.
+    """
+    count = len(names)
+    found = np.ascontiguousarray(names).view(f"S{names.shape[1]}").ravel().tolist()  # trailing NULs cut
+    joined = b"\0" + b"\0".join(found) + b"\0"
+    if (
+        joined.isascii()
+        and joined.count(b"\0") == count + 1  # no NUL inside a name
+        and joined.count(b".") == count
+        and joined.count(b".msgpack\0") == count
+        and b"\0." not in joined
+        and b"/.msgpack\0" not in joined
+        and b"\0__" not in joined
+    ):
+        keys = joined[1:-1].decode("ascii").replace(".msgpack\0", "\0")[:-8].split("\0")
+        if len(set(keys)) == count or all(a != b for a, b in zip(keys, keys[1:])):
+            return count, keys
+    count = _first_bad_name(names)
+    return (count, _msgpack_keys(names[:count])[1]) if count else (0, [])
+
+
+def _first_bad_name(names: np.ndarray) -> int:
+    """Index of the first row of ``names`` that :func:`_msgpack_keys` refuses (``len`` if none)."""
     length = np.argmin(names, axis=1)  # index of the first NUL (0 if none, which fails below)
-    rows = np.arange(len(idx))
+    rows = np.arange(len(names))
     tail = length[:, None] - 8 + np.arange(8)
     ok = (
         (length > 8)
@@ -598,17 +727,7 @@ def _fast_prefix(
     )
     ok &= (names[rows[:, None], np.maximum(tail, 0)] == _SUFFIX).all(axis=1)
     ok &= names[rows, np.maximum(length - 9, 0)] != 47  # the key's last component is not empty
-    if len(idx) > 1:
+    if len(names) > 1:
         ok[1:] &= (names[1:] != names[:-1]).any(axis=1)  # each member is a new sample
     bad = np.flatnonzero(~ok)
-    count = int(bad[0]) if len(bad) else len(idx)
-    if count == 0:
-        return None
-    idx, names, length = idx[:count], names[:count].copy(), length[:count]
-    names[rows[:count, None], np.maximum(length[:, None] - 8 + np.arange(8), 0)] = 0  # drop ".msgpack"
-    keys = names.view("S100").ravel().astype("U100").tolist()
-    if keys[0] == previous_key:
-        return None
-    consumed = int(nxt[idx[-1]]) * _BLOCK
-    starts = ((idx + 1) * _BLOCK).tolist()
-    return consumed, idx * _BLOCK, keys, starts, size[idx].tolist()
+    return int(bad[0]) if len(bad) else len(names)
