@@ -587,8 +587,8 @@ def _fixed_stride(a: np.ndarray) -> tuple[int, int, np.ndarray] | None:
     member = 0
     if pax:
         size = _octal_size(a[0])
-        body = a[1, :9].tobytes() if nblk > 1 else b""
-        if size is None or not 10 <= size <= 99 or body[2:] != b" mtime=" or body[:2] != str(size).encode():
+        record = a[1, :9].tobytes()
+        if size is None or not 10 <= size <= 99 or record[2:] != b" mtime=" or record[:2] != str(size).encode():
             return None
         member = 1 + (size + 511) // _BLOCK
     if member >= nblk or a[member, 156] != 48:
