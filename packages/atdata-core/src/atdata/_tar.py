@@ -34,12 +34,14 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ._prefetch import PrefetchStream
+from ._prefetch import HEADROOM, PrefetchStream, read_into
 from .errors import ShardError
 from .openers import local_path, open_url
 
 __all__ = ["CHUNK", "Block", "ShardWalker", "iter_blocks"]
 
+#: What the walker reads: a whole local read, or a view of a prefetched block.
+Buffer = bytes | bytearray | memoryview
 #: Bytes read per call; a sample larger than this is read in as many calls as it needs.
 CHUNK = 8 << 20
 
@@ -59,6 +61,7 @@ _GNU_LONGLINK = b"K"
 _GNU_SPARSE = b"S"
 _EXTENSIONS = (b"x", b"X", b"g", b"L", b"K")
 _GNU_TYPES = (b"L", b"K", b"S")
+_PAX_OVERRIDES = re.compile(rb" (?:path|size)=")  # PAX records that change a member's name or size
 _WDS_KEY = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
 _WDS_META = re.compile(r"__[^/]*__($|/)")
 _OCTAL_WEIGHTS = 8 ** np.arange(5, -1, -1, dtype=np.int64)
@@ -102,7 +105,7 @@ class ShardWalker:
     _offset: int = 0  # shard offset of buf[0], for error messages
 
     def walk(
-        self, buf: bytes | bytearray, final: bool, *, verify: bool = True
+        self, buf: Buffer, final: bool, *, verify: bool = True
     ) -> tuple[list[str], list[memoryview], int, ShardError | None]:
         """Parse every complete member of ``buf``, which starts at a header.
 
@@ -172,11 +175,7 @@ class ShardWalker:
                         size = _number(size_f)
                     start = pos + _BLOCK
                     nxt = start + ((size + 511) & ~511)
-                    if (
-                        nxt + _BLOCK <= end
-                        and buf.find(b" path=", start, start + size) < 0
-                        and buf.find(b" size=", start, start + size) < 0
-                    ):
+                    if nxt + _BLOCK <= end and not _PAX_OVERRIDES.search(bytes(buf[start : start + size])):
                         name_f, size_f, typ, prefixed = unpack(buf, nxt)
                         if typ not in _EXTENSIONS and (name_f[0] or buf[nxt : nxt + _BLOCK] != _ZERO):
                             add_header(pos)
@@ -277,7 +276,7 @@ class ShardWalker:
         return keys, views, pos, error
 
     def _extensions(
-        self, buf: bytes | bytearray, pos: int, end: int, add_header: Callable[[int], None]
+        self, buf: Buffer, pos: int, end: int, add_header: Callable[[int], None]
     ) -> tuple[int, str, bytes, bytes, int | None] | None:
         """Read PAX and GNU extension headers up to the member they describe.
 
@@ -346,7 +345,7 @@ def iter_blocks(url: str, chunk: int = CHUNK, stream: BinaryIO | PrefetchStream 
     """
     walker = ShardWalker(url)
     with stream if stream is not None else _open(url) as source:
-        reads: Generator[tuple[bytes | bytearray, bool], int | None, None]
+        reads: Generator[tuple[Buffer, bool], int | None, None]
         if isinstance(source, io.FileIO):
             reads = _file_reads(source, chunk)
         elif isinstance(source, PrefetchStream):
@@ -380,15 +379,28 @@ def _file_reads(source: io.FileIO, chunk: int) -> Generator[tuple[bytes, bool], 
         used = yield buf, len(buf) < want
 
 
-def _chunk_reads(source: PrefetchStream) -> Generator[tuple[bytes, bool], int | None, None]:
-    """Blocks as a prefetching thread read them, each after the unused end of the last."""
-    buf = b""
-    used = yield buf, False  # priming
+def _chunk_reads(source: PrefetchStream) -> Generator[tuple[memoryview | bytes, bool], int | None, None]:
+    """Blocks as a prefetching thread read them, each after the unused end of the last.
+
+    That unused end (one unfinished sample, usually) is copied into the free room the
+    thread left in front of the block; only a larger one is joined with the block.
+    """
+    view: memoryview | bytes = b""
+    buf: bytearray | None = None
+    used = yield view, False  # priming
     while True:
-        carry = buf[used:] if used is not None else b""
-        data = source.next_chunk()
-        buf = carry + data if carry else data
-        used = yield buf, not data
+        carry = bytes(view[used:]) if used is not None else b""
+        view = b""  # our own view must not keep the buffer from reuse
+        if buf is not None:
+            source.recycle(buf)
+        buf, got = source.next_block()
+        start = HEADROOM - len(carry)
+        if start >= 0:
+            buf[start:HEADROOM] = carry
+            view = memoryview(buf)[start : HEADROOM + got]
+        else:
+            view = carry + bytes(memoryview(buf)[HEADROOM : HEADROOM + got])
+        used = yield view, got < source.chunk
 
 
 def _stream_reads(source: BinaryIO, chunk: int) -> Generator[tuple[bytearray, bool], int | None, None]:
@@ -400,7 +412,7 @@ def _stream_reads(source: BinaryIO, chunk: int) -> Generator[tuple[bytearray, bo
         want = max(chunk, len(carry))
         buf = bytearray(len(carry) + want)
         buf[: len(carry)] = carry
-        got = _read_into(source, memoryview(buf)[len(carry) :])
+        got = read_into(source, memoryview(buf)[len(carry) :])
         if got < want:
             del buf[len(carry) + got :]
         used = yield buf, got < want
@@ -427,24 +439,7 @@ def _read_exactly(source: io.FileIO, n: int) -> bytes:
     return data
 
 
-def _read_into(stream: BinaryIO, view: memoryview) -> int:
-    """Fill ``view``; fewer bytes only at the end (network streams return short reads)."""
-    readinto = getattr(stream, "readinto", None)
-    got = 0
-    while got < len(view):
-        if readinto is not None:
-            n = readinto(view[got:])
-        else:
-            data = stream.read(len(view) - got)
-            n = len(data)
-            view[got : got + n] = data
-        if not n:
-            break
-        got += n
-    return got
-
-
-def _prefix(buf: bytes | bytearray, pos: int) -> bytes:
+def _prefix(buf: Buffer, pos: int) -> bytes:
     """The ustar prefix of the header at ``pos`` (a long name's directory part) and "/"."""
     header = bytes(buf[pos : pos + _BLOCK])
     return _nts(header[_PREFIX]) + b"/"
@@ -482,7 +477,7 @@ def _pax_records(data: bytes) -> dict[str, str]:
     return records
 
 
-def _first_bad_checksum(buf: bytes | bytearray, headers: list[int]) -> int | None:
+def _first_bad_checksum(buf: Buffer, headers: list[int]) -> int | None:
     """Index of the first header in ``headers`` whose checksum is wrong, or None.
 
     Sums all headers at once with NumPy; only a header whose stored checksum is not in
@@ -530,7 +525,7 @@ _SUFFIX = np.frombuffer(b".msgpack", np.uint8)
 
 
 def _fast_prefix(
-    buf: bytes | bytearray, previous_key: str | None
+    buf: Buffer, previous_key: str | None
 ) -> tuple[int, np.ndarray, list[str], list[int], list[int]] | None:
     """The leading run of ``buf`` in the layout WebDataset's writer produces, parsed at once.
 

@@ -18,6 +18,7 @@ are capabilities: a backend without them skips those tests, nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import keyword
 import pickle
 import random
@@ -386,7 +387,9 @@ class IndexConformance:
         self, index: AbstractIndex, fields: dict[str, str], version: tuple[int, int, int]
     ) -> None:
         semver = "{}.{}.{}".format(*version)
-        name = "Gen" + "".join(sorted(fields))[:20].title().replace("_", "")
+        # One class name per field set, types included: examples share the index, and two
+        # with the same names but other types would rightly conflict at the same version.
+        name = "Gen" + hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:12]
         sample_type = make_sample_type(name, {k: _ANNOTATIONS[v]() for k, v in fields.items()}, module="prop")
         ref = index.publish_schema(sample_type, version=semver)
         record = index.get_schema(ref)
