@@ -17,7 +17,6 @@ unfinished member of the block before, so a block is never copied to join the tw
 
 from __future__ import annotations
 
-import io
 import queue
 import threading
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ __all__ = ["HEADROOM", "BufferPool", "PrefetchStream", "Prefetcher", "read_into"
 
 _CHUNK = 8 << 20
 _DEPTH = 2  # blocks a stream reads ahead of the reader
+_FIRST = 1 << 20  # the first block of a stream: the reader waits for it
 #: Free bytes in front of each block read (room for the unfinished member of the block before).
 HEADROOM = 256 << 10
 
@@ -74,38 +74,47 @@ def _unreferenced(buf: bytearray) -> bool:
     return True
 
 
-class PrefetchStream(io.RawIOBase):
-    """A readable stream of ``url`` filled by a background thread, a block at a time.
+class PrefetchStream:
+    """The blocks of ``url``, read by a background thread (a context manager: closing stops it).
 
-    Errors raised by the opener or the transfer (``ObjectNotFound``, ``StoreError``...)
-    are raised by the read that reaches them, in the reading thread.
+    The first block is short (:data:`_FIRST` bytes), so decoding starts as soon as
+    possible; the others are ``chunk`` bytes. Errors raised by the opener or the
+    transfer (``ObjectNotFound``, ``StoreError``...) are raised by the
+    :meth:`next_block` call that reaches them, in the reading thread.
     """
 
     def __init__(self, url: str, chunk: int = _CHUNK, depth: int = _DEPTH, pool: BufferPool | None = None) -> None:
-        super().__init__()
         self.url = url
         self.chunk = chunk
         self._pool = pool if pool is not None and pool.size == HEADROOM + chunk else BufferPool(HEADROOM + chunk)
-        self._queue: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[tuple[bytearray, int, bool] | BaseException] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._pending = memoryview(b"")
         self._eof = False
         self._thread = threading.Thread(target=self._run, name="atdata-prefetch", daemon=True)
         self._thread.start()
 
+    def __enter__(self) -> PrefetchStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _run(self) -> None:
+        want = min(_FIRST, self.chunk)
         try:
             with open_url(self.url) as stream:
                 while not self._stop.is_set():
                     buf = self._pool.take()
                     with memoryview(buf) as view:
-                        got = read_into(stream, view[HEADROOM:])
-                    if not self._put((buf, got)) or got < self.chunk:
+                        got = read_into(stream, view[HEADROOM : HEADROOM + want])
+                    last = got < want
+                    if not self._put((buf, got, last)) or last:
                         return
+                    want = self.chunk
         except BaseException as exc:  # handed to the reading thread, which raises it
             self._put(exc)
 
-    def _put(self, item: tuple[bytearray, int] | BaseException) -> bool:
+    def _put(self, item: tuple[bytearray, int, bool] | BaseException) -> bool:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
@@ -114,35 +123,17 @@ class PrefetchStream(io.RawIOBase):
                 continue
         return False
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, view: memoryview) -> int:  # type: ignore[override]
-        if not self._pending:
-            buf, got = self.next_block()
-            if not got:
-                return 0
-            self._pending = memoryview(bytes(buf[HEADROOM : HEADROOM + got]))
-            self.recycle(buf)
-        n = min(len(view), len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    def next_block(self) -> tuple[bytearray, int]:
-        """The next block the thread read: its buffer and length, at ``buf[HEADROOM:]``.
-
-        A length below :attr:`chunk` means the end of the stream (0: nothing more).
-        Give the buffer back with :meth:`recycle` once past it.
-        """
+    def next_block(self) -> tuple[bytearray, int, bool]:
+        """The next block the thread read: its buffer, its length at ``buf[HEADROOM:]``,
+        and whether it is the stream's last. Give the buffer back with :meth:`recycle`
+        once past it."""
         if self._eof:
-            return bytearray(HEADROOM), 0
+            return bytearray(HEADROOM), 0, True
         item = self._queue.get()
         if isinstance(item, BaseException):
             self._eof = True
             raise item
-        if item[1] < self.chunk:
-            self._eof = True
+        self._eof = item[2]
         return item
 
     def recycle(self, buf: bytearray) -> None:
@@ -151,7 +142,6 @@ class PrefetchStream(io.RawIOBase):
 
     def close(self) -> None:
         self._stop.set()
-        super().close()
 
 
 def read_into(stream: BinaryIO, view: memoryview) -> int:

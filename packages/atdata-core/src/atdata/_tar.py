@@ -393,14 +393,14 @@ def _chunk_reads(source: PrefetchStream) -> Generator[tuple[memoryview | bytes, 
         view = b""  # our own view must not keep the buffer from reuse
         if buf is not None:
             source.recycle(buf)
-        buf, got = source.next_block()
+        buf, got, last = source.next_block()
         start = HEADROOM - len(carry)
         if start >= 0:
             buf[start:HEADROOM] = carry
             view = memoryview(buf)[start : HEADROOM + got]
         else:
             view = carry + bytes(memoryview(buf)[HEADROOM : HEADROOM + got])
-        used = yield view, got < source.chunk
+        used = yield view, last
 
 
 def _stream_reads(source: BinaryIO, chunk: int) -> Generator[tuple[bytearray, bool], int | None, None]:
