@@ -140,7 +140,9 @@ def packable(cls: type[T]) -> type[T]:
         namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
         bases = tuple(b for b in cls.__bases__ if b is not object) + (PackableSample,)
         cls = type(cls)(cls.__name__, bases, namespace)  # type: ignore[misc]  # same metaclass, new bases
-    own_init = "__init__" in cls.__dict__
+    # Our own MissingField needs dataclasses' private marker of an omitted argument; on a
+    # Python without it, omitted fields raise dataclasses' TypeError as before.
+    own_init = "__init__" in cls.__dict__ or _HAS_DEFAULT_FACTORY is None
     if not own_init:
         _mark_required_fields(cls)
     sample_cls = dataclasses.dataclass(cls, eq=False)
@@ -182,7 +184,7 @@ class _Required:
 
 
 _REQUIRED = _Required()
-_HAS_DEFAULT_FACTORY: Any = getattr(dataclasses, "_HAS_DEFAULT_FACTORY")  # noqa: B009 - private in typeshed
+_HAS_DEFAULT_FACTORY: Any = getattr(dataclasses, "_HAS_DEFAULT_FACTORY", None)  # private: absent on some Python
 
 
 def _mark_required_fields(cls: type) -> None:
