@@ -16,6 +16,7 @@ import webdataset as wds
 from numpy.typing import NDArray
 
 import atdata
+from atdata._tar import iter_blocks
 from atdata.dataset import Loader, merge_state_dicts
 from atdata.errors import InvalidArgument, SampleDecodeError, ShardError, UnsupportedURL
 
@@ -447,3 +448,37 @@ def test_each_sample_exactly_once_across_a_resume_with_other_worker_counts(
         if not merged["finished"]:  # (a finished epoch resumes with the next one)
             rest += labels(resumed.iter_worker(worker, after))
     assert sorted(head + rest) == list(range(61))
+
+
+@atdata.packable
+class FixedSample:
+    features: NDArray[np.float32]
+    label: int
+    source: str
+
+
+def fixed(i: int) -> FixedSample:
+    return FixedSample(features=np.full(4, i, np.float32), label=i % 100, source="cam")
+
+
+def test_runs_of_one_layout_are_cut_into_batches_exactly(tmp_path: Path) -> None:
+    samples = [fixed(i) for i in range(230)]
+    samples[150] = FixedSample(features=np.full(4, 150, np.float32), label=200, source="ca")  # same length, other layout
+    ds = atdata.Dataset[FixedSample](write_shards(tmp_path, samples, 100, "fixed"))
+    blocks = [block for url in ds.shard_list for block in iter_blocks(url)]
+    assert all(block.rows is not None for block in blocks)  # one size: the walker gives the byte matrix
+    expected = list(ds.ordered())
+    assert expected == samples
+    for size in (1, 7, 32, 100, 230):
+        batches = list(ds.ordered(batch_size=size))
+        assert [s for b in batches for s in b] == expected
+        assert all(b.features.flags.writeable and b.features.flags.c_contiguous for b in batches)
+        assert batches[0].label == [s.label for s in expected[:size]]
+    loader = ds.ordered(batch_size=32)
+    it = iter(loader)
+    first = [next(it), next(it)]
+    state = loader.state_dict()
+    resumed = ds.ordered(batch_size=32)
+    resumed.load_state_dict(state)
+    rest = list(resumed)
+    assert [s for b in first + rest for s in b] == expected

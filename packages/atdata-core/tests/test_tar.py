@@ -206,6 +206,8 @@ def walk_all(url: str, chunk: int | None = None) -> tuple[list[tuple[str, bytes]
     try:
         for block in iter_blocks(url) if chunk is None else iter_blocks(url, chunk):
             got += [(k, bytes(v)) for k, v in zip(block.keys, block.views)]
+            if block.rows is not None:  # the byte matrix of one-size samples holds the same bytes
+                assert [row.tobytes() for row in block.rows] == [bytes(v) for v in block.views]
     except ShardError as exc:
         return got, str(exc)
     return got, None

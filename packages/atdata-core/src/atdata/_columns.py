@@ -34,7 +34,7 @@ from .batch import SampleBatch
 from .errors import SampleDecodeError
 from .sample import decoder_of, fields_of, unpack
 
-__all__ = ["Decoder"]
+__all__ = ["Decoder", "RunBatches"]
 
 Buffer = bytes | memoryview
 _MISSING: Any = object()
@@ -74,6 +74,24 @@ class Decoder:
         samples = [self.checked(v, k, urls(i)) for i, (v, k) in enumerate(zip(views, keys))]
         return SampleBatch(self.sample_type, self._columns_of(samples), keys)
 
+    def run(self, rows: np.ndarray, keys: list[str]) -> RunBatches | None:
+        """Batches of a run of samples given as one byte matrix (``rows``: one sample per
+        row, all of one length), checked against one layout at once; None if they do not
+        share one (decode the run's batches with :meth:`batch` then)."""
+        if self._fast is None or not len(rows):
+            return None
+        length = rows.shape[1]
+        if length not in self._layouts:
+            self._layouts[length] = layout_of(rows[0].tobytes(), self.specs)
+        layout = self._layouts[length]
+        if layout is None or not layout.fits(rows):
+            return None
+        arrays = {spec.name for spec in self.specs if spec.kind == "ndarray"}
+        scalars = layout.cut(rows, [spec.name for spec in self.specs if spec.name not in arrays])
+        if scalars is None:
+            return None
+        return RunBatches(self.sample_type, layout, rows, keys, scalars, arrays)
+
     def _columns_by_layout(self, views: Sequence[Buffer]) -> dict[str, np.ndarray | list[Any]] | None:
         """The batch's columns cut from its bytes (:mod:`atdata._layout`), or None.
 
@@ -107,6 +125,37 @@ class Decoder:
             columns = {name: [s.get(name) for s in samples] for name in names}
             arrays = set(names)
         return {name: _stacked(col) if name in arrays else col for name, col in columns.items()}
+
+
+class RunBatches:
+    """A run's samples, all checked against one layout: any slice of them is a batch.
+
+    Scalar columns are cut for the whole run at once; each batch's arrays are copied
+    straight from the run's rows into an array the batch owns.
+    """
+
+    def __init__(
+        self,
+        sample_type: type,
+        layout: Layout,
+        rows: np.ndarray,
+        keys: list[str],
+        scalars: dict[str, np.ndarray | list[Any]],
+        arrays: set[str],
+    ) -> None:
+        self._sample_type = sample_type
+        self._layout = layout
+        self._rows = rows
+        self._keys = keys
+        self._scalars = scalars
+        self._arrays = arrays
+        self._names = [spec.name for spec in fields_of(sample_type)]
+
+    def batch(self, start: int, end: int) -> SampleBatch:
+        """The samples ``start:end`` of the run."""
+        arrays = self._layout.cut(self._rows[start:end], self._arrays) or {}
+        columns = {name: arrays[name] if name in arrays else self._scalars[name][start:end] for name in self._names}
+        return SampleBatch(self._sample_type, columns, self._keys[start:end])
 
 
 def _stacked(values: list[Any]) -> np.ndarray | list[Any]:

@@ -20,7 +20,7 @@ type the field does not hold as is, nested values) makes :func:`layout_of` or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,26 +69,37 @@ class Layout:
 
     def columns(self, views: Sequence[bytes | memoryview]) -> dict[str, np.ndarray | list[Any]] | None:
         """The columns of a batch of this layout, or None if any sample does not have it."""
-        # Byte-string operations, not NumPy ones: on a batch of a few dozen samples each
-        # NumPy call costs microseconds of overhead, a strided slice of bytes far less.
         n, length = len(views), self.length
         joined = b"".join(views)
         if len(joined) != n * length or max(map(len, views)) != length:  # every sample of this length
             return None
         rows = np.frombuffer(joined, np.uint8).reshape(n, length)
+        return self.cut(rows) if self.fits(rows, joined) else None
+
+    def fits(self, rows: np.ndarray, joined: bytes | None = None) -> bool:
+        """Whether every row of ``rows`` (samples of this length, ``joined`` if at hand) has this layout."""
+        # Byte-string operations, not NumPy ones: on a batch of a few dozen samples each
+        # NumPy call costs microseconds of overhead, a strided slice of bytes far less.
+        n, length = rows.shape
         for start, end, expected in self.fixed:
-            found = joined[start::length] if end - start == 1 else rows[:, start:end].tobytes()
+            found = joined[start::length] if joined is not None and end - start == 1 else rows[:, start:end].tobytes()
             if found != expected * n:
-                return None
+                return False
         for offset, same_type in self.tiny:
-            if joined[offset::length].translate(None, same_type):  # a byte of another type is left
-                return None
+            found = joined[offset::length] if joined is not None else rows[:, offset].tobytes()
+            if found.translate(None, same_type):  # a byte of another type is left
+                return False
+        return True
+
+    def cut(self, rows: np.ndarray, names: Collection[str] | None = None) -> dict[str, np.ndarray | list[Any]] | None:
+        """The columns (of ``names``, else all) of rows that fit; None if a string is not UTF-8."""
         columns: dict[str, np.ndarray | list[Any]] = {}
         for name, cut in self.columns_of.items():
-            column = cut(rows)
-            if column is None:
-                return None
-            columns[name] = column
+            if names is None or name in names:
+                column = cut(rows)
+                if column is None:
+                    return None
+                columns[name] = column
         return columns
 
 

@@ -52,11 +52,15 @@ class Run:
         Each sample's msgpack bytes (memoryview slices of a shard buffer, or bytes).
     urls
         The shard of every sample: one URL for the whole run, or one per sample.
+    rows
+        The samples as one ``(samples, size)`` byte matrix, when the tar walker found
+        them all of one size at one stride (see :class:`atdata._tar.Block`); else None.
     """
 
     keys: list[str]
     views: Sequence[memoryview | bytes]
     urls: str | list[str]
+    rows: np.ndarray | None = None
 
     def url(self, i: int) -> str:
         """The shard sample ``i`` came from."""
@@ -126,7 +130,8 @@ def pool_runs(plan: Plan, pool: int, skip: int, prefetcher: Prefetcher | None = 
             continue
         if skip:
             urls_left = run.urls if isinstance(run.urls, str) else run.urls[skip:]
-            run = Run(run.keys[skip:], run.views[skip:], urls_left)
+            rows = run.rows[skip:] if run.rows is not None else None
+            run = Run(run.keys[skip:], run.views[skip:], urls_left, rows)
             skip = 0
         yield run
 
@@ -142,7 +147,7 @@ def _blocks(url: str, prefetcher: Prefetcher | None) -> Iterator[Block]:
 
 
 def _run_of(block: Block) -> Run:
-    return Run(block.keys, block.views, block.url)
+    return Run(block.keys, block.views, block.url, block.rows)
 
 
 def _shuffled(plan: Plan, pool: int, urls: list[str], prefetcher: Prefetcher | None) -> Iterator[Run]:

@@ -79,11 +79,16 @@ class Block:
         Each sample's key, in shard order.
     views
         Each sample's msgpack member: a zero-copy slice of the buffer read.
+    rows
+        When the samples are all of one size at one stride in the buffer (fixed-shape
+        samples written by WebDataset): the same bytes as one ``(samples, size)`` view,
+        so they can be checked and cut column by column. Else None.
     """
 
     url: str
     keys: list[str]
     views: list[memoryview]
+    rows: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -106,7 +111,7 @@ class ShardWalker:
 
     def walk(
         self, buf: Buffer, final: bool, *, verify: bool = True
-    ) -> tuple[list[str], list[memoryview], int, ShardError | None]:
+    ) -> tuple[list[str], list[memoryview], int, ShardError | None, np.ndarray | None]:
         """Parse every complete member of ``buf``, which starts at a header.
 
         Parameters
@@ -120,11 +125,12 @@ class ShardWalker:
 
         Returns
         -------
-        keys, views, consumed, error
+        keys, views, consumed, error, rows
             The samples found (keys, and views of their msgpack members in ``buf``), how
-            many bytes of ``buf`` they and the members between them use, and the error
-            that stopped the walk, if any. The caller keeps ``buf[consumed:]`` and
-            prepends it to the next read.
+            many bytes of ``buf`` they and the members between them use, the error
+            that stopped the walk, if any, and when the samples are all of one size at
+            one stride, a ``(samples, size)`` byte matrix view of them (else None). The
+            caller keeps ``buf[consumed:]`` and prepends it to the next read.
         """
         keys: list[str] = []
         views: list[memoryview] = []
@@ -141,7 +147,7 @@ class ShardWalker:
         suffixes_now = self._suffixes if isinstance(self._suffixes, str) else set(self._suffixes)
         before = (self._key, suffixes_now, self.last_member, dict(self._global_pax))
         key_now, suffixes, last = self._key, self._suffixes, self.last_member
-        fast_headers = None
+        fast_headers = rows = None
         if self._offset == 0 and buf[:2] == b"\x1f\x8b":
             error = self._error(0, "is gzip-compressed; atdata reads plain (uncompressed) tar shards", None)
             end = 0
@@ -149,7 +155,7 @@ class ShardWalker:
         elif not self._global_pax:
             fast = _fast_prefix(buf, key_now)
             if fast is not None:
-                pos, fast_headers, fast_keys, starts, sizes = fast
+                pos, fast_headers, fast_keys, starts, sizes, rows = fast
                 keys += fast_keys
                 views += [data[a : a + n] for a, n in zip(starts, sizes)]
                 key_now, suffixes, last = fast_keys[-1], "msgpack", fast_keys[-1] + ".msgpack"
@@ -269,11 +275,13 @@ class ShardWalker:
             cut = headers[bad]
             self._key, self._suffixes, self.last_member, self._global_pax = before
             offset = self._offset
-            keys, views, _, _ = self.walk(buf[:cut], False, verify=False)
+            keys, views, _, _, rows = self.walk(buf[:cut], False, verify=False)
             self._offset = offset
             pos, error = cut, self._error(cut, "has a corrupt tar header (checksum mismatch)", self.last_member)
         self._offset += pos
-        return keys, views, pos, error
+        if rows is not None and len(rows) != len(keys):  # the general walk found more samples
+            rows = None
+        return keys, views, pos, error, rows
 
     def _extensions(
         self, buf: Buffer, pos: int, end: int, add_header: Callable[[int], None]
@@ -356,9 +364,9 @@ def iter_blocks(url: str, chunk: int = CHUNK, stream: BinaryIO | PrefetchStream 
         used: int | None = None
         while True:
             buf, final = reads.send(used)
-            keys, views, used, error = walker.walk(buf, final)
+            keys, views, used, error, rows = walker.walk(buf, final)
             if keys:
-                yield Block(url, keys, views)
+                yield Block(url, keys, views, rows)
             if error is not None:
                 raise error
             if walker.ended or final:
@@ -526,7 +534,7 @@ _SUFFIX = np.frombuffer(b".msgpack", np.uint8)
 
 def _fast_prefix(
     buf: Buffer, previous_key: str | None
-) -> tuple[int, np.ndarray, list[str], list[int], list[int]] | None:
+) -> tuple[int, np.ndarray, list[str], list[int], list[int], np.ndarray | None] | None:
     """The leading run of ``buf`` in the layout WebDataset's writer produces, parsed at once.
 
     Handles members ``<key>.msgpack`` (regular, one dot, ASCII name, no ustar prefix),
@@ -538,8 +546,9 @@ def _fast_prefix(
 
     Returns
     -------
-    (consumed, offsets of the headers to verify, keys, data starts, data sizes), or
-    None if the run is empty. The headers of a run of one stride are verified here
+    (consumed, offsets of the headers to verify, keys, data starts, data sizes, rows), or
+    None if the run is empty. ``rows`` is a ``(samples, size)`` view of the members'
+    data when all have one size and stride, else None. The headers of a run of one stride are verified here
     already (the run stops before a header whose checksum is wrong, which the general
     parser then reports), so none are returned for them.
     """
@@ -565,7 +574,11 @@ def _fast_prefix(
     idx, sizes = idx[:count], sizes[:count]
     consumed = (int(idx[-1]) + 1) * _BLOCK + ((int(sizes[-1]) + 511) & ~511)
     verify = verify[verify <= idx[-1]]
-    return consumed, verify * _BLOCK, keys, ((idx + 1) * _BLOCK).tolist(), sizes.tolist()
+    rows = None
+    if fixed is not None and sizes.min() == sizes.max():  # one byte matrix of all the samples
+        data = (first + 1) * _BLOCK  # where a unit's member data starts in the unit
+        rows = a[: count * stride].reshape(count, stride * _BLOCK)[:, data : data + int(sizes[0])]
+    return consumed, verify * _BLOCK, keys, ((idx + 1) * _BLOCK).tolist(), sizes.tolist(), rows
 
 
 def _fixed_stride(a: np.ndarray) -> tuple[int, int, np.ndarray] | None:

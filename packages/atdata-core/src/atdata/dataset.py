@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 import msgpack
 
-from ._columns import Decoder
+from ._columns import Decoder, RunBatches
 from ._order import Plan, Run, pool_runs
 from ._prefetch import Prefetcher
 from ._tar import iter_blocks
@@ -431,8 +431,12 @@ class Loader(Generic[T]):
         counts: dict[int, int] = {}  # samples of each pool in the pending batch
         finished: list[int] = []  # pools fully read whose last samples are pending
 
-        def emit() -> SampleBatch[T]:
-            batch = decoder.batch(views, keys, _url_finder(sources))
+        def emit(whole: RunBatches | None, run: Run | None) -> SampleBatch[T]:
+            if whole is not None and len(sources) == 1 and sources[0][1] is run:  # one slice of one checked run
+                start = sources[0][2]
+                batch = whole.batch(start, start + len(keys))
+            else:
+                batch = decoder.batch(views, keys, _url_finder(sources))
             for pool, n in counts.items():
                 progress[pool] = progress.get(pool, 0) + n
             for pool in finished:
@@ -442,8 +446,12 @@ class Loader(Generic[T]):
             finished.clear()
             return batch
 
+        whole: RunBatches | None = None
+        run: Run | None = None
         for pool in pools:
             for run in pool_runs(plan, pool, progress.get(pool, 0), prefetcher):
+                # A run of one byte layout is checked once; its batches are then cut from it.
+                whole = decoder.run(run.rows, run.keys) if run.rows is not None else None
                 pos, n = 0, len(run.keys)
                 while pos < n:
                     take = min(size - len(keys), n - pos)
@@ -453,7 +461,7 @@ class Loader(Generic[T]):
                     counts[pool] = counts.get(pool, 0) + take
                     pos += take
                     if len(keys) == size:
-                        batch = emit()
+                        batch = emit(whole, run)
                         keys, views, sources = [], [], []
                         yield batch
             if counts:
@@ -462,7 +470,7 @@ class Loader(Generic[T]):
                 done.add(pool)
                 progress.pop(pool, None)
         if keys and not self.drop_last:
-            yield emit()
+            yield emit(whole, run)
 
     # -- who reads what ---------------------------------------------------------------
 
