@@ -5,7 +5,8 @@ A shard behind a network opener (``s3://``...) is read by a thread per shard, up
 sequence start downloading while the current one is decoded. Network waits then
 overlap with decoding (the GIL is released while a socket read waits), so the reader
 keeps close to the raw transfer rate. Memory is bounded: at most
-``(ahead + 1) * (depth + 1)`` blocks of :data:`~atdata._tar.CHUNK` bytes are held.
+``(ahead + 1) * (depth + 1)`` blocks of :data:`~atdata._tar.CHUNK` bytes are in flight,
+and a pool keeps at most one more than that for reuse.
 Local files are read synchronously: the page cache already reads ahead.
 
 Blocks are read into buffers of a :class:`BufferPool`, reused once no sample view of
