@@ -254,3 +254,16 @@ def test_vectorised_paths_read_and_fail_exactly_as_the_general_walk(
     assert fast == [general, general]
     if damage is None and general[1] is None:
         assert general[0] == reference(path)
+
+
+def test_sample_views_are_made_on_demand_and_agree_every_way() -> None:
+    from atdata._tar import SampleViews
+
+    data = memoryview(bytes(range(100)))
+    starts, ends = [0, 10, 40, 90], [5, 30, 41, 100]
+    expected = [bytes(range(a, b)) for a, b in zip(starts, ends)]
+    lazy = SampleViews(data, starts, ends)
+    assert len(lazy) == 4
+    assert [bytes(v) for v in lazy[1:3]] == expected[1:3]  # a slice before any view is kept
+    assert bytes(lazy[-1]) == expected[-1] and [bytes(v) for v in lazy] == expected
+    assert [bytes(v) for v in lazy[::2]] == expected[::2]  # and after

@@ -28,9 +28,9 @@ from __future__ import annotations
 import io
 import re
 import struct
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, overload
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from ._prefetch import HEADROOM, PrefetchStream, read_into
 from .errors import ShardError
 from .openers import local_path, open_url
 
-__all__ = ["CHUNK", "Block", "ShardWalker", "iter_blocks"]
+__all__ = ["CHUNK", "Block", "SampleViews", "ShardWalker", "iter_blocks"]
 
 #: What the walker reads: a whole local read, or a view of a prefetched block.
 Buffer = bytes | bytearray | memoryview
@@ -87,8 +87,47 @@ class Block:
 
     url: str
     keys: list[str]
-    views: list[memoryview]
+    views: Sequence[memoryview]
     rows: np.ndarray | None = None
+
+
+class SampleViews(Sequence[memoryview]):
+    """Each sample's msgpack member as a view of the buffer, made only when asked for.
+
+    A batch cut from a block's byte matrix (see :attr:`Block.rows`) never needs them,
+    and making a view costs as much as the rest of the walk per sample. Slicing makes
+    the views of the slice; iterating or indexing makes (and keeps) them all.
+    """
+
+    __slots__ = ("_data", "_starts", "_ends", "_made")
+
+    def __init__(self, data: memoryview, starts: list[int], ends: list[int]) -> None:
+        self._data = data
+        self._starts = starts
+        self._ends = ends
+        self._made: list[memoryview] | None = None
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, index: int) -> memoryview: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[memoryview]: ...
+    def __getitem__(self, index: int | slice) -> memoryview | list[memoryview]:
+        if isinstance(index, slice) and self._made is None:
+            data = self._data
+            return [data[a:b] for a, b in zip(self._starts[index], self._ends[index])]
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[memoryview]:
+        return iter(self._all())
+
+    def _all(self) -> list[memoryview]:
+        if self._made is None:
+            data = self._data
+            self._made = [data[a:b] for a, b in zip(self._starts, self._ends)]
+        return self._made
 
 
 @dataclass(slots=True)
@@ -111,7 +150,7 @@ class ShardWalker:
 
     def walk(
         self, buf: Buffer, final: bool, *, verify: bool = True
-    ) -> tuple[list[str], list[memoryview], int, ShardError | None, np.ndarray | None]:
+    ) -> tuple[list[str], Sequence[memoryview], int, ShardError | None, np.ndarray | None]:
         """Parse every complete member of ``buf``, which starts at a header.
 
         Parameters
@@ -147,7 +186,7 @@ class ShardWalker:
         suffixes_now = self._suffixes if isinstance(self._suffixes, str) else set(self._suffixes)
         before = (self._key, suffixes_now, self.last_member, dict(self._global_pax))
         key_now, suffixes, last = self._key, self._suffixes, self.last_member
-        fast_headers = rows = None
+        fast_headers = rows = fast_views = None
         if self._offset == 0 and buf[:2] == b"\x1f\x8b":
             error = self._error(0, "is gzip-compressed; atdata reads plain (uncompressed) tar shards", None)
             end = 0
@@ -155,9 +194,9 @@ class ShardWalker:
         elif not self._global_pax:
             fast = _fast_prefix(buf, key_now)
             if fast is not None:
-                pos, fast_headers, fast_keys, starts, sizes, rows = fast
+                pos, fast_headers, fast_keys, starts, ends, rows = fast
                 keys += fast_keys
-                views += [data[a : a + n] for a, n in zip(starts, sizes)]
+                fast_views = SampleViews(data, starts, ends)
                 key_now, suffixes, last = fast_keys[-1], "msgpack", fast_keys[-1] + ".msgpack"
         # The loop is one function on purpose: a call per member costs as much as the rest.
         while True:
@@ -275,12 +314,16 @@ class ShardWalker:
             cut = headers[bad]
             self._key, self._suffixes, self.last_member, self._global_pax = before
             offset = self._offset
-            keys, views, _, _, rows = self.walk(buf[:cut], False, verify=False)
+            keys, before_cut, _, _, rows = self.walk(buf[:cut], False, verify=False)
             self._offset = offset
-            pos, error = cut, self._error(cut, "has a corrupt tar header (checksum mismatch)", self.last_member)
+            error = self._error(cut, "has a corrupt tar header (checksum mismatch)", self.last_member)
+            self._offset += cut
+            return keys, before_cut, cut, error, rows
         self._offset += pos
         if rows is not None and len(rows) != len(keys):  # the general walk found more samples
             rows = None
+        if fast_views is not None:
+            return keys, fast_views if not views else [*fast_views, *views], pos, error, rows
         return keys, views, pos, error, rows
 
     def _extensions(
@@ -546,7 +589,7 @@ def _fast_prefix(
 
     Returns
     -------
-    (consumed, offsets of the headers to verify, keys, data starts, data sizes, rows), or
+    (consumed, offsets of the headers to verify, keys, data starts, data ends, rows), or
     None if the run is empty. ``rows`` is a ``(samples, size)`` view of the members'
     data when all have one size and stride, else None. The headers of a run of one stride are verified here
     already (the run stops before a header whose checksum is wrong, which the general
@@ -578,7 +621,8 @@ def _fast_prefix(
     if fixed is not None and sizes.min() == sizes.max():  # one byte matrix of all the samples
         data = (first + 1) * _BLOCK  # where a unit's member data starts in the unit
         rows = a[: count * stride].reshape(count, stride * _BLOCK)[:, data : data + int(sizes[0])]
-    return consumed, verify * _BLOCK, keys, ((idx + 1) * _BLOCK).tolist(), sizes.tolist(), rows
+    starts = (idx + 1) * _BLOCK
+    return consumed, verify * _BLOCK, keys, starts.tolist(), (starts + sizes).tolist(), rows
 
 
 def _fixed_stride(a: np.ndarray) -> tuple[int, int, np.ndarray] | None:

@@ -455,9 +455,11 @@ class Loader(Generic[T]):
                 pos, n = 0, len(run.keys)
                 while pos < n:
                     take = min(size - len(keys), n - pos)
+                    one_slice = whole is not None and not keys and take == size  # emit cuts it from the run
                     sources.append((len(keys), run, pos))
                     keys += run.keys[pos : pos + take]
-                    views += run.views[pos : pos + take]
+                    if not one_slice:  # the views are decoded (or, mid-batch, may be)
+                        views += run.views[pos : pos + take]
                     counts[pool] = counts.get(pool, 0) + take
                     pos += take
                     if len(keys) == size:
