@@ -28,8 +28,8 @@ import msgpack
 import numpy as np
 
 from . import _npy
-from ._layout import Layout, layout_of
 from ._fields import PRIMITIVE_KINDS, FieldSpec
+from ._layout import Layout, layout_of
 from .batch import SampleBatch
 from .errors import SampleDecodeError
 from .sample import decoder_of, fields_of, unpack
