@@ -19,6 +19,7 @@ import atdata
 from atdata._columns import Decoder
 from atdata._layout import layout_of
 from atdata.errors import SampleDecodeError
+from atdata.testing.strategies import sample_types
 
 
 @atdata.packable
@@ -87,24 +88,21 @@ def batched(decoder: Decoder, views: list[bytes]) -> dict[str, Any] | str:
 
 
 def assert_same(a: Any, b: Any) -> None:
-    if isinstance(a, (str, np.ndarray)) or isinstance(b, (str, np.ndarray)):
-        assert type(a) is type(b)
-        if isinstance(a, np.ndarray):
-            assert (a.dtype.str, a.shape) == (b.dtype.str, b.shape)
-            np.testing.assert_array_equal(a, b)
-        else:
-            assert a == b
+    """Equal values of equal types (NaN equal to NaN), arrays of one dtype and shape."""
+    assert type(a) is type(b)
+    if isinstance(a, np.ndarray):
+        assert (a.dtype.str, a.shape) == (b.dtype.str, b.shape)
+        np.testing.assert_array_equal(a, b)
     elif isinstance(a, dict):
         assert a.keys() == b.keys()
         for key in a:
             assert_same(a[key], b[key])
-    else:
-        assert isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+    elif isinstance(a, list):
+        assert len(a) == len(b)
         for x, y in zip(a, b):
-            if isinstance(x, np.ndarray):
-                assert_same(x, y)
-            else:
-                assert type(x) is type(y) and (x == y or x != x and y != y)
+            assert_same(x, y)
+    else:
+        assert a == b or (a != a and b != b)
 
 
 @settings(max_examples=200)
@@ -163,3 +161,39 @@ def test_samples_the_layout_cannot_describe_have_none() -> None:
     assert layout_of(msgpack.packb({**good, "vector": atdata._npy.encode(np.zeros(2))}), specs) is None  # float64
     assert layout_of(regular(1)[:-1], specs) is None
     assert layout_of(b"\x93\x01\x02\x03", specs) is None
+
+
+@st.composite
+def same_shape_batches(draw: st.DrawFn) -> tuple[type, list[bytes]]:
+    """Samples of a generated type whose arrays keep one dtype and shape (values vary)."""
+    cls, values = draw(sample_types())
+    first = {name: draw(strategy) for name, strategy in values.items()}
+    rows = [cls(**first).packed]
+    for _ in range(draw(st.integers(1, 5))):
+        other = {}
+        for name, value in first.items():
+            if isinstance(value, np.ndarray):  # same dtype and shape, other bytes
+                raw = draw(st.binary(min_size=value.nbytes, max_size=value.nbytes))
+                other[name] = np.frombuffer(raw, value.dtype).reshape(value.shape)
+            else:
+                other[name] = value if draw(st.booleans()) else draw(values[name])
+        rows.append(cls(**other).packed)
+    return cls, rows
+
+
+@settings(max_examples=150)
+@given(same_shape_batches())
+def test_generated_sample_types_decode_alike_on_every_path(batch: tuple[type, list[bytes]]) -> None:
+    cls, rows = batch
+    decoder = Decoder(cls)
+    names = [spec.name for spec in atdata.sample.fields_of(cls)]
+    for group in [rows] + [[r for r in rows if len(r) == len(rows[0])]]:
+        expected = reference(decoder, group)
+        got = decoder.batch(group, [f"k{i}" for i in range(len(group))], lambda i: "shard.tar")
+        assert_same({name: getattr(got, name) for name in names}, expected)
+        if len({len(r) for r in group}) > 1:
+            continue
+        matrix = np.frombuffer(b"".join(group), np.uint8).reshape(len(group), -1)
+        run = decoder.run(matrix, [f"k{i}" for i in range(len(group))])
+        if run is not None:
+            assert_same({name: getattr(run.batch(0, len(group)), name) for name in names}, expected)
