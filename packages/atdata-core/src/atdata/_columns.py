@@ -95,18 +95,26 @@ class Decoder:
     def _columns_by_layout(self, views: Sequence[Buffer]) -> dict[str, np.ndarray | list[Any]] | None:
         """The batch's columns cut from its bytes (:mod:`atdata._layout`), or None.
 
-        A layout is learnt once per sample length; a batch it does not fit teaches the
-        layout of its own first sample, which the next batches of that length then try.
+        A layout is learnt once per sample length. Samples of several lengths share no
+        layout and are turned away first, before any copy; a batch of one length that the
+        layout does not fit teaches the layout of its own first sample, kept if it fits.
         """
         length = len(views[0])
-        layout = self._layouts.get(length)
-        columns = layout.columns(views) if layout is not None else None
-        if columns is None and (layout is not None or length not in self._layouts):
+        if max(map(len, views)) != length or min(map(len, views)) != length:
+            return None
+        if length not in self._layouts:
+            self._layouts[length] = layout_of(views[0], self.specs)
+        layout = self._layouts[length]
+        if layout is None:
+            return None
+        joined = b"".join(views)
+        rows = np.frombuffer(joined, np.uint8).reshape(len(views), length)
+        if not layout.fits(rows, joined):
             relearnt = layout_of(views[0], self.specs)
-            self._layouts[length] = relearnt
-            if relearnt is not None:
-                columns = relearnt.columns(views)
-        return columns
+            if relearnt is None or not relearnt.fits(rows, joined):
+                return None
+            self._layouts[length] = layout = relearnt
+        return layout.cut(rows)
 
     def checked(self, view: Buffer, key: str, url: str) -> Any:
         """One sample, with any :class:`SampleDecodeError` naming its key and shard."""

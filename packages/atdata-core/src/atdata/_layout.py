@@ -13,8 +13,7 @@ A :class:`Layout` is learnt from one sample and accepts a batch only if every sa
 has the layout's fixed bytes, and every value whose type byte is also its value
 (``fixint``, ``true``/``false``) is of the same msgpack type. Strings must also decode
 as UTF-8. Anything else (another field order, a missing or extra key, a value of a
-type the field does not hold as is, nested values) makes :func:`layout_of` or
-:meth:`Layout.columns` return None, and the batch takes the general path in
+type the field does not hold as is, nested values) makes :func:`layout_of` None or :meth:`Layout.fits` false (or :meth:`Layout.cut` None), and the batch takes the general path in
 :mod:`atdata._columns`, so the result and every error are exactly that path's.
 """
 
@@ -66,15 +65,6 @@ class Layout:
     fixed: tuple[tuple[int, int, bytes], ...]
     tiny: tuple[tuple[int, bytes], ...]
     columns_of: dict[str, Column]
-
-    def columns(self, views: Sequence[bytes | memoryview]) -> dict[str, np.ndarray | list[Any]] | None:
-        """The columns of a batch of this layout, or None if any sample does not have it."""
-        n, length = len(views), self.length
-        joined = b"".join(views)
-        if len(joined) != n * length or max(map(len, views)) != length:  # every sample of this length
-            return None
-        rows = np.frombuffer(joined, np.uint8).reshape(n, length)
-        return self.cut(rows) if self.fits(rows, joined) else None
 
     def fits(self, rows: np.ndarray, joined: bytes | None = None) -> bool:
         """Whether every row of ``rows`` (samples of this length, ``joined`` if at hand) has this layout."""
