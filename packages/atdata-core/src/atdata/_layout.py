@@ -13,8 +13,10 @@ A :class:`Layout` is learnt from one sample and accepts a batch only if every sa
 has the layout's fixed bytes, and every value whose type byte is also its value
 (``fixint``, ``true``/``false``) is of the same msgpack type. Strings must also decode
 as UTF-8. Anything else (another field order, a missing or extra key, a value of a
-type the field does not hold as is, nested values) makes :func:`layout_of` None or :meth:`Layout.fits` false (or :meth:`Layout.cut` None), and the batch takes the general path in
-:mod:`atdata._columns`, so the result and every error are exactly that path's.
+type the field does not hold as is, nested values) makes :func:`layout_of` None or
+:meth:`Layout.fits` false (a string that is not UTF-8: :meth:`Layout.cut` None), and
+the batch takes the general path in :mod:`atdata._columns`, so the result and every
+error are exactly that path's.
 """
 
 from __future__ import annotations
