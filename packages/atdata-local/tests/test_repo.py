@@ -146,14 +146,18 @@ def test_schema_ref_must_match_the_sample_fields(disk_repo: Repo, source: atdata
         ({"name": "ok", "metadata": {"x": object()}}, "JSON"),
         ({"name": "ok", "metadata": [1]}, "metadata must be a dict"),
         ({"name": "ok", "maxcount": 0}, "maxcount=0"),
+        ({"name": "ok", "maxsize": -1}, "maxsize=-1"),
+        ({"name": "ok", "maxcount": "10"}, "maxcount='10'"),
         ({"name": "ok", "cache_local": "yes"}, "cache_local"),
     ],
 )
 def test_bad_arguments_write_nothing(disk_repo: Repo, source: atdata.Dataset[Point], kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(InvalidArgument, match=match):
         disk_repo.insert(source, **kwargs)
-    assert hive_files(disk_repo) == []
+    # Not even the hive's owner record or the schema: arguments are checked before any write.
+    assert list(disk_repo.store.list_objects()) == []
     assert disk_repo.index.all_entries == []
+    assert list(disk_repo.index.list_schemas()) == []
 
 
 def test_a_list_of_samples_is_not_a_dataset(disk_repo: Repo) -> None:

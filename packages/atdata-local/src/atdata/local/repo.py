@@ -39,6 +39,7 @@ from atdata.index_redis import LocalDatasetEntry, LocalIndex
 from atdata.protocols import AbstractDataStore, ObjectInfo
 from atdata.sample import DictSample, PackableSample
 from atdata.urls import expand_urls
+from atdata.writing import check_limits
 
 from ._hive import Hive, parse_hive_path
 from ._progress import InsertProgress
@@ -207,6 +208,7 @@ class Repo:
             The store or Redis failed; the objects this insert wrote were removed.
         """
         _check_insert_args(name, metadata, cache_local)
+        check_limits(maxcount, maxsize)  # before the hive claim and schema publish below
         samples = _raw_samples(dataset)
         self._claim_hive()
         sample_type, schema_ref = self._resolve_schema(dataset, schema_ref)
