@@ -228,6 +228,29 @@ def test_annotated_dtype_mismatch_is_refused_but_byte_order_is_accepted() -> Non
     np.testing.assert_array_equal(back.features, np.arange(8))
 
 
+@pytest.mark.parametrize(
+    ("scalar", "values"),
+    [
+        (np.str_, [np.array(["a", "bcd"]), np.array(["wider than before"], dtype=">U20")]),
+        (np.bytes_, [np.array([b"a", b"bcd"]), np.array([[b""]], dtype="S7")]),
+        (np.datetime64, [np.array(["2020-01-01"], dtype="M8[D]"), np.array([0, 1], dtype="M8[ns]")]),
+    ],
+)
+def test_flexible_annotated_dtype_accepts_every_width_or_unit(scalar: Any, values: list[np.ndarray]) -> None:
+    @atdata.packable
+    class Flexible:
+        value: NDArray[scalar]  # type: ignore[valid-type]
+
+    for value in values:
+        back = Flexible.from_bytes(Flexible(value=value).packed)
+        assert back.value.dtype == value.dtype
+        np.testing.assert_array_equal(back.value, value)
+    with pytest.raises(InvalidArgument, match=rf"got an array of dtype float64; convert it with \.astype\(np\.{scalar.__name__}\)"):
+        Flexible(value=np.zeros(2)).packed
+    with pytest.raises(SampleDecodeError, match="Flexible.value: expected an array of dtype"):
+        Flexible.from_data({"value": atdata._npy.encode(np.zeros(2))})
+
+
 def test_ints_decode_into_float_fields() -> None:
     data = msgpack.unpackb(everything().packed)
     data["score"], data["weights"] = 2, [1, 2.5]

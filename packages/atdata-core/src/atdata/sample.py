@@ -560,8 +560,8 @@ class _Fixer:
                 array = _npy.decode(value)
             except SampleDecodeError as exc:
                 raise SampleDecodeError(f"{where}: {exc}") from exc
-            if spec.dtype is None or array.dtype.newbyteorder("=") == np.dtype(spec.dtype):
-                return array  # a new header, or the annotated dtype in the other byte order
+            if spec.dtype is None or _dtype_admits(spec.dtype, array.dtype):
+                return array  # a new header, another byte order, or a width of a flexible dtype
             raise SampleDecodeError(f"{where}: expected an array of dtype {spec.dtype}, found dtype {array.dtype}")
         converted = _convert(spec, value)
         if converted is _MISSING:
@@ -579,13 +579,13 @@ class _Fixer:
                 raise InvalidArgument(
                     f"{where}: expected {_describe(spec)}, got {_describe_value(value)}; wrap it with np.asarray(...)"
                 )
-            # Here: an ndarray subclass (np.matrix, memmap), or the annotated dtype in the
-            # other byte order, both stored as is; or another dtype, refused.
-            if spec.dtype is None or value.dtype.newbyteorder("=") == np.dtype(spec.dtype):
+            # Here: an ndarray subclass (np.matrix, memmap), the annotated dtype in the other
+            # byte order or a width of a flexible one, all stored as is; or another dtype, refused.
+            if spec.dtype is None or _dtype_admits(spec.dtype, value.dtype):
                 return self.encode(i, np.asarray(value))
             raise InvalidArgument(
                 f"{where}: annotated dtype {spec.dtype}, got an array of dtype {value.dtype}; "
-                f"convert it with .astype(np.{spec.dtype})"
+                f"convert it with .astype(np.{np.dtype(spec.dtype).type.__name__})"
             )
         converted = _convert(spec, _plain(value))
         if converted is _MISSING:
@@ -631,6 +631,20 @@ def _convert(spec: FieldSpec, value: Any) -> Any:
     if kind == "dict" and isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return dict(value)
     return _MISSING
+
+
+def _dtype_admits(annotated: str, actual: np.dtype) -> bool:
+    """Whether arrays of dtype ``actual`` fit a field annotated with dtype ``annotated``.
+
+    Byte order is free (``np.save`` keeps it). ``NDArray[np.str_]``, ``NDArray[np.bytes_]``
+    and ``NDArray[np.datetime64]`` name no width or unit, so every width or unit of that
+    scalar type fits; comparing dtypes alone would refuse every array they could hold.
+    """
+    expected = np.dtype(annotated)
+    if actual.newbyteorder("=") == expected:
+        return True
+    flexible = expected.itemsize == 0 or (expected.kind in "mM" and np.datetime_data(expected)[0] == "generic")
+    return flexible and actual.type is expected.type
 
 
 def _plain(value: Any) -> Any:
