@@ -171,7 +171,8 @@ def test_empty_dataset_is_refused(disk_repo: Repo, tmp_path: Path) -> None:
     tarfile.open(empty, "w").close()
     with pytest.raises(InvalidArgument, match="no samples"):
         disk_repo.insert(atdata.Dataset[Point](str(empty)), name="e")
-    assert hive_files(disk_repo) == []
+    assert list(disk_repo.store.list_objects()) == []  # not even the owner record
+    assert list(disk_repo.index.list_schemas()) == []
 
 
 def test_index_failure_removes_everything_written(disk_repo: Repo, source: atdata.Dataset[Point], monkeypatch: pytest.MonkeyPatch) -> None:

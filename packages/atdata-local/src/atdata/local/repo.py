@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -210,6 +211,10 @@ class Repo:
         _check_insert_args(name, metadata, cache_local)
         check_limits(maxcount, maxsize)  # before the hive claim and schema publish below
         samples = _raw_samples(dataset)
+        first = next(samples, None)  # an empty dataset is refused before anything is written
+        if first is None:
+            raise InvalidArgument(f"dataset {repr(dataset)[:200]} has no samples: nothing to insert")
+        samples = itertools.chain([first], samples)
         self._claim_hive()
         sample_type, schema_ref = self._resolve_schema(dataset, schema_ref)
         meta_bytes = _dataset_metadata(dataset)
@@ -226,8 +231,6 @@ class Repo:
         finally:
             if tracker is not progress:
                 tracker.close()
-        if not shards:
-            raise InvalidArgument(f"dataset {repr(dataset)[:200]} has no samples: nothing to insert")
         run = _run_of(shards[0])
         written = [self._hive.key(f"data--{run}--{i:06d}.tar") for i in range(len(shards))]
         try:
@@ -487,14 +490,14 @@ def _check_insert_args(name: Any, metadata: Any, cache_local: Any) -> None:
         raise InvalidArgument(f"cache_local={cache_local!r} is invalid: pass True or False")
 
 
-def _raw_samples(dataset: Any) -> Iterable[Any]:
+def _raw_samples(dataset: Any) -> Iterator[Any]:
     raw = getattr(dataset, "raw_samples", None)
     if not callable(raw):
         raise InvalidArgument(
             f"cannot insert a {type(dataset).__name__}: pass an atdata.Dataset (write samples to tar shards "
             "with atdata.write_samples first)"
         )
-    return raw()
+    return iter(raw())
 
 
 def _dataset_metadata(dataset: Any) -> bytes | None:
