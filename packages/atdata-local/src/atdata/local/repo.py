@@ -34,7 +34,6 @@ from typing import Any
 
 import atdata
 from atdata import schema as _schema
-from atdata.cid import generate_cid
 from atdata.errors import EntryNotFound, InvalidArgument, SchemaConflict, SchemaNotFound
 from atdata.index_redis import LocalDatasetEntry, LocalIndex
 from atdata.protocols import AbstractDataStore, ObjectInfo
@@ -291,7 +290,7 @@ class Repo:
     def _maybe_indexed(self, schema_ref: str, urls: list[str]) -> bool:
         """After a failed index write: could the entry exist anyway (reply lost)?"""
         try:
-            self.index.get_entry(generate_cid({"schema_ref": schema_ref, "data_urls": list(urls)}))
+            self.index.get_entry(_entry_cid(schema_ref, urls))
         except EntryNotFound:
             return False
         except Exception:  # noqa: BLE001 - cannot tell: keeping the objects is the safe side
@@ -368,9 +367,8 @@ class Repo:
         for info in self.store.list_objects(self._hive.key(f"content/{digest}--")):
             with self.store.open_read(info.url) as stream:
                 record = json.loads(stream.read())
-            cid = generate_cid({"schema_ref": schema_ref, "data_urls": list(record["data_urls"])})
             try:
-                self.index.get_entry(cid)
+                self.index.get_entry(_entry_cid(schema_ref, record["data_urls"]))
             except EntryNotFound:
                 continue  # a crashed or removed insert's record: gc's business
             return record
@@ -514,6 +512,11 @@ def _run_of(url: str) -> str:
     if match is None:
         raise AssertionError(f"unexpected shard URL {url!r}")  # write_shards broke its naming contract
     return match[1]
+
+
+def _entry_cid(schema_ref: str, data_urls: list[str]) -> str:
+    """The CID the index gives an entry of this content (its own rule, not a copy of it)."""
+    return LocalDatasetEntry(name="", schema_ref=schema_ref, data_urls=list(data_urls)).cid
 
 
 def _brace_url(shards: list[str]) -> str:
