@@ -64,6 +64,31 @@ def test_packable_makes_a_packable_sample_dataclass() -> None:
     assert [f.name for f in dataclasses.fields(Everything)][:3] == ["text", "count", "score"]
 
 
+def test_super_works_in_methods_of_a_packable_class() -> None:
+    class Base:
+        def describe(self) -> str:
+            return "base"
+
+    @atdata.packable
+    class Child(Base):
+        name: str
+
+        def describe(self) -> str:
+            return "child of " + super().describe()
+
+        @property
+        def label(self) -> str:
+            return super().describe().upper()
+
+        @classmethod
+        def make(cls) -> "Child":
+            return cls(name="x")
+
+    child = Child.make()
+    assert child.describe() == "child of base"
+    assert child.label == "BASE"
+
+
 def test_round_trip_is_exact_for_every_field_type() -> None:
     sample = everything()
     back = Everything.from_bytes(sample.packed)

@@ -139,7 +139,8 @@ def packable(cls: type[T]) -> type[T]:
     if not issubclass(cls, PackableSample):
         namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
         bases = tuple(b for b in cls.__bases__ if b is not object) + (PackableSample,)
-        cls = type(cls)(cls.__name__, bases, namespace)  # type: ignore[misc]  # same metaclass, new bases
+        original, cls = cls, type(cls)(cls.__name__, bases, namespace)  # type: ignore[misc]  # new bases
+        _repoint_class_cell(namespace, original, cls)
     # Our own MissingField needs dataclasses' private marker of an omitted argument; on a
     # Python without it, omitted fields raise dataclasses' TypeError as before.
     own_init = "__init__" in cls.__dict__ or _HAS_DEFAULT_FACTORY is None
@@ -150,6 +151,27 @@ def packable(cls: type[T]) -> type[T]:
         _restore_signature(sample_cls)
     _codec(sample_cls)
     return sample_cls
+
+
+def _repoint_class_cell(namespace: dict[str, Any], old: type, new: type) -> None:
+    """Point the ``__class__`` cell of the methods in ``namespace`` from ``old`` to ``new``.
+
+    Methods that call ``super()`` (or name ``__class__``) close over the class their body
+    defined; all share one cell. Left pointing at the class ``packable`` replaced, ``super()``
+    would fail with "obj must be an instance or subtype of type" in every such method.
+    """
+    for value in namespace.values():
+        if isinstance(value, (classmethod, staticmethod)):
+            value = value.__func__
+        funcs = (value.fget, value.fset, value.fdel) if isinstance(value, property) else (value,)
+        for func in funcs:
+            code, closure = getattr(func, "__code__", None), getattr(func, "__closure__", None)
+            if code is None or not closure:
+                continue
+            for name, cell in zip(code.co_freevars, closure):
+                if name == "__class__" and cell.cell_contents is old:
+                    cell.cell_contents = new
+                    return  # the cell is shared: one assignment repoints every method
 
 
 # --- required fields ----------------------------------------------------------------------
