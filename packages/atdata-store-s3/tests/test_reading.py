@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
+import weakref
 from pathlib import Path
 from collections.abc import Iterator
 
@@ -88,6 +90,16 @@ def test_one_client_per_store_and_environment() -> None:
     store = S3DataStore(CREDS, "one-client")
     assert store.client is store.client
     assert reading._settings_for("x") == reading._settings_for("y")
+
+
+def test_a_dropped_store_releases_its_client() -> None:
+    """Stores made in a loop (a Repo per request) must not pile up clients and their pools."""
+    stores = [S3DataStore(CREDS, "released") for _ in range(3)]
+    clients = [weakref.ref(store.client) for store in stores]
+    del stores
+    gc.collect()
+    # Only the last one lives on: reads of the bucket still use that store's settings.
+    assert [client() is None for client in clients] == [True, True, False]
 
 
 def test_read_with_no_credentials_says_how_to_provide_them(

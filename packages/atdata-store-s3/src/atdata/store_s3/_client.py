@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +23,10 @@ from ._credentials import S3Credentials
 __all__ = ["client_for", "default_config", "make_config", "parse_s3_url"]
 
 _lock = threading.Lock()
-_clients: dict[tuple[S3Credentials, int], tuple[Config, Any]] = {}
+# Keyed by the Config object (its identity): a client lives as long as the store or
+# reading setting that holds its Config, so stores made and dropped in a loop do not
+# pile up clients and their connection pools.
+_clients: weakref.WeakKeyDictionary[Config, dict[S3Credentials, Any]] = weakref.WeakKeyDictionary()
 _pid = os.getpid()
 
 
@@ -65,21 +69,21 @@ def default_config(endpoint_url: str | None, max_pool_connections: int) -> Confi
 def client_for(credentials: S3Credentials, config: Config) -> Any:
     """The S3 client for these settings in this process (thread-safe, cached).
 
-    Cached by the identity of ``config`` (kept alive by the cache, so an id is never
-    reused): botocore updates a Config's options while building a client, so its
-    contents make no stable key.
+    Cached by the identity of ``config`` (botocore updates a Config's options while
+    building a client, so its contents make no stable key), weakly: once nothing holds
+    ``config``, its client goes too.
     """
     global _pid
-    key = (credentials, id(config))
     with _lock:
         if os.getpid() != _pid:  # forked: the parent's connections are not ours
             _clients.clear()
             _pid = os.getpid()
-        cached = _clients.get(key)
-        if cached is None:
+        by_credentials = _clients.setdefault(config, {})
+        client = by_credentials.get(credentials)
+        if client is None:
             session = boto3.session.Session()
-            cached = _clients[key] = (config, session.client("s3", config=config, **credentials.client_kwargs()))
-        return cached[1]
+            client = by_credentials[credentials] = session.client("s3", config=config, **credentials.client_kwargs())
+        return client
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
