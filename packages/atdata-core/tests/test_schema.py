@@ -164,6 +164,11 @@ def test_same_fields_ignores_created_at_and_description() -> None:
             "local#array",
         ),
         (
+            {"name": "X", "version": "1.0.0", "fields": [{"name": "a", "fieldType": {"$type": "local#primitive", "primitive": ["str"]}}]},
+            UnsupportedFieldType,
+            r"field 'a' has a type descriptor this atdata cannot read: .*\['str'\]",
+        ),
+        (
             {"name": "X", "version": "1.0.0", "fields": [{"name": "a", "fieldType": {"$type": "local#dict"}}] * 2},
             SchemaError,
             "duplicate",

@@ -249,8 +249,9 @@ def _field_from_json(owner: str, field: Any) -> FieldSpec:
 def _type_from_json(owner: str, name: str, descriptor: Any) -> FieldSpec:
     type_name = descriptor.get("$type") if isinstance(descriptor, dict) else None
     kind = type_name.rpartition("#")[2] if isinstance(type_name, str) else None
-    if kind == "primitive" and descriptor.get("primitive") in PRIMITIVE_KINDS:
-        return FieldSpec(name=name, kind=descriptor["primitive"])
+    primitive = descriptor.get("primitive") if kind == "primitive" else None
+    if isinstance(primitive, str) and primitive in PRIMITIVE_KINDS:  # a list here is unhashable
+        return FieldSpec(name=name, kind=primitive)
     if kind == "ndarray":
         dtype = descriptor.get("dtype")
         annotation = NDArray if dtype is None else _ndarray_annotation(owner, name, dtype)
