@@ -118,6 +118,7 @@ def test_dict_sample_dataset_needs_a_published_schema_ref(disk_repo: Repo, sourc
         disk_repo.insert(untyped, name="x")
     with pytest.raises(SchemaNotFound, match="publish_schema"):
         disk_repo.insert(untyped, name="x", schema_ref="local://schemas/nowhere.Thing@1.0.0")
+    assert list(disk_repo.store.list_objects()) == []  # refused before any write, owner record included
     ref = disk_repo.index.publish_schema(Point, version="2.0.0")
     entry, stored = disk_repo.insert(untyped, name="x", schema_ref=ref)
     assert entry.schema_ref == ref
@@ -133,6 +134,7 @@ def test_schema_ref_must_match_the_sample_fields(disk_repo: Repo, source: atdata
     ref = disk_repo.index.publish_schema(Other, version="1.0.0")
     with pytest.raises(SchemaConflict, match="other fields"):
         disk_repo.insert(source, name="x", schema_ref=ref)
+    assert list(disk_repo.store.list_objects()) == []
     new_ref = atdata.schema.schema_ref(Point, "3.1.0")  # unpublished: published by the insert
     entry, _ = disk_repo.insert(source, name="x", schema_ref=new_ref)
     assert entry.schema_ref == new_ref and disk_repo.index.get_schema(new_ref)["version"] == "3.1.0"

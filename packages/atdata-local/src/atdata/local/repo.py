@@ -214,8 +214,8 @@ class Repo:
         if first is None:
             raise InvalidArgument(f"dataset {repr(dataset)[:200]} has no samples: nothing to insert")
         samples = itertools.chain([first], samples)
+        sample_type, schema_ref = self._resolve_schema(dataset, schema_ref)  # the first write, as documented
         self._claim_hive()
-        sample_type, schema_ref = self._resolve_schema(dataset, schema_ref)
         meta_bytes = _dataset_metadata(dataset)
         tracker = progress if isinstance(progress, InsertProgress) else InsertProgress(bar=bool(progress), description=name)
         try:
