@@ -162,7 +162,8 @@ class LocalIndex(AbstractIndex):
         schema_ref : str, optional
             Defaults to the schema of ``dataset.sample_type``, published if needed.
         metadata : dict, optional
-            JSON-serialisable metadata (not part of the CID).
+            JSON-serialisable metadata (not part of the CID), kept as JSON gives it back:
+            tuples become lists and keys strings, in the returned entry too.
 
         Raises
         ------
@@ -184,9 +185,9 @@ class LocalIndex(AbstractIndex):
             "ADD", self._key("entry:", cid), cid, name, content, "1" if metadata is not None else "0", _now()
         )
         log.debug("indexed %s as %r (%s)", cid, name, schema_ref)
-        if _text(stored) != content:  # re-added without metadata: the stored one stands
-            return LocalDatasetEntry.from_values(name, stored)
-        return LocalDatasetEntry(name=name, schema_ref=schema_ref, data_urls=data_urls, metadata=metadata, cid=cid)
+        # Built from what is stored, so it equals what get_entry returns: re-added without
+        # metadata, the stored metadata stands; and JSON's view of metadata (str keys, lists).
+        return LocalDatasetEntry.from_values(name, stored)
 
     def get_entry(self, cid: str) -> LocalDatasetEntry:
         """The entry with this CID.

@@ -6,11 +6,13 @@ raw-key helpers read Redis directly, bypassing the index under test.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from atdata.errors import EntryNotFound
 from atdata.protocols import AbstractIndex
-from atdata.testing.index import IndexConformance
+from atdata.testing.index import REF, FakeDataset, IndexConformance
 
 from ._index import LocalIndex
 
@@ -38,3 +40,11 @@ class LocalIndexConformance(IndexConformance):
         with pytest.raises(EntryNotFound) as missing:  # a well-formed CID that is absent: no such hint
             index.get_entry("bafyreigjxcip2h2frngwbnz5axe7se673qtjbl3mbqgdjzyaq6wtcpaom4")
         assert "not a CID" not in str(missing.value)
+
+    def test_added_entry_equals_the_stored_one(self, index: AbstractIndex) -> None:
+        # JSON turns int keys into strings and tuples into lists: add_entry must not hand
+        # back metadata that get_entry will never return.
+        metadata: Any = {1: "a", "shape": (2, 3)}  # int key: what the annotation forbids, JSON coerces
+        entry = index.add_entry(FakeDataset("j.tar"), name="j", schema_ref=REF, metadata=metadata)
+        assert entry.metadata == {"1": "a", "shape": [2, 3]}
+        assert entry == index.get_entry(entry.cid) == index.get_entry_by_name("j")
