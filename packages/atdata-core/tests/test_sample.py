@@ -64,6 +64,17 @@ def test_packable_makes_a_packable_sample_dataclass() -> None:
     assert [f.name for f in dataclasses.fields(Everything)][:3] == ["text", "count", "score"]
 
 
+class Outer:
+    @atdata.packable
+    class Nested:
+        value: int
+
+
+def test_a_nested_packable_class_keeps_its_qualname_and_pickles() -> None:
+    assert Outer.Nested.__qualname__ == "Outer.Nested"
+    assert pickle.loads(pickle.dumps(Outer.Nested(value=3))) == Outer.Nested(value=3)
+
+
 def test_super_works_in_methods_of_a_packable_class() -> None:
     class Base:
         def describe(self) -> str:
@@ -547,7 +558,7 @@ def test_own_init_kw_only_and_init_false_fields_are_left_alone() -> None:
         note: str = dataclasses.field(default="", init=False)
         scale: ClassVar[int] = 2
 
-    expected = r"missing required field 'source': pass source=\.\.\. \(fields of KeywordOnly: label, source;"
+    expected = r"missing required field 'source': pass source=\.\.\. \(fields of \S*KeywordOnly: label, source;"
     with pytest.raises(MissingField, match=expected):
         KeywordOnly(1)  # type: ignore[call-arg]
     assert KeywordOnly(1, source="s").source == "s"

@@ -138,6 +138,7 @@ def packable(cls: type[T]) -> type[T]:
         raise InvalidArgument(f"@atdata.packable decorates a class, got {cls!r}")
     if not issubclass(cls, PackableSample):
         namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+        namespace["__qualname__"] = cls.__qualname__  # not in __dict__; pickle finds nested classes by it
         bases = tuple(b for b in cls.__bases__ if b is not object) + (PackableSample,)
         original, cls = cls, type(cls)(cls.__name__, bases, namespace)  # type: ignore[misc]  # new bases
         _repoint_class_cell(namespace, original, cls)
