@@ -241,7 +241,10 @@ class LocalIndex(AbstractIndex):
         ------
         EntryNotFound
             Nothing has that CID or name.
+        InvalidArgument
+            ``cid_or_name`` is not a non-empty string.
         """
+        _check_cid_or_name(cid_or_name)
         _check_name(new_name)
         values = self._run("RENAME", self._key("entry:", cid_or_name), cid_or_name, new_name)
         if not values:
@@ -259,7 +262,10 @@ class LocalIndex(AbstractIndex):
         ------
         EntryNotFound
             Nothing has that CID or name.
+        InvalidArgument
+            ``cid_or_name`` is not a non-empty string.
         """
+        _check_cid_or_name(cid_or_name)
         removed = self._run("REMOVE", self._key("entry:", cid_or_name), cid_or_name)
         if not removed:
             raise EntryNotFound(f"no entry with CID or name {cid_or_name!r} in {self!r}")
@@ -461,6 +467,12 @@ def _now() -> str:
 def _check_name(name: Any) -> None:
     if not isinstance(name, str) or not name.strip():
         raise InvalidArgument(f"an entry name must be a non-empty string, got {name!r}")
+
+
+def _check_cid_or_name(value: Any) -> None:
+    """Refuse what the scripts cannot take (redis-py would raise its own DataError for None)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument(f"expected an entry's CID or name (a non-empty string), got {value!r}")
 
 
 def _data_urls(dataset: Any) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from atdata.errors import EntryNotFound
+from atdata.errors import EntryNotFound, InvalidArgument
 from atdata.protocols import AbstractIndex
 from atdata.testing.index import REF, FakeDataset, IndexConformance
 
@@ -48,3 +48,13 @@ class LocalIndexConformance(IndexConformance):
         entry = index.add_entry(FakeDataset("j.tar"), name="j", schema_ref=REF, metadata=metadata)
         assert entry.metadata == {"1": "a", "shape": [2, 3]}
         assert entry == index.get_entry(entry.cid) == index.get_entry_by_name("j")
+
+    @pytest.mark.parametrize("bad", [None, "", 3])
+    def test_rename_and_remove_name_a_bad_cid_or_name(self, index: AbstractIndex, bad: Any) -> None:
+        assert isinstance(index, LocalIndex)
+        index.add_entry(FakeDataset("r.tar"), name="r", schema_ref=REF)
+        with pytest.raises(InvalidArgument, match=f"CID or name.*got {bad!r}"):
+            index.rename_entry(bad, "other")
+        with pytest.raises(InvalidArgument, match=f"CID or name.*got {bad!r}"):
+            index.remove_entry(bad)
+        assert index.get_entry_by_name("r").data_urls == ["r.tar"]
