@@ -23,7 +23,7 @@ from atdata.protocols import AbstractIndex
 
 from . import _scripts
 from ._connection import ConnectionSpec, translate_errors
-from ._entry import LocalDatasetEntry, content_cid, content_json
+from ._entry import LocalDatasetEntry, _text, content_cid, content_json
 from ._scripts import ENTRY_FIELDS
 
 __all__ = ["LocalIndex"]
@@ -445,10 +445,6 @@ class LocalIndex(AbstractIndex):
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _second: tuple[int, str] = (0, "")
