@@ -332,6 +332,20 @@ def test_numpy_scalars_inside_dict_fields_are_packed_as_python_scalars() -> None
     assert back.extra == {"n": 3, "f": 0.5}
 
 
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [({1: "x"}, r"1 \(int\)"), ({"ok": {"deep": [{2.5: None}]}}, r"2\.5 \(float\)"), ({"t": {(1, 2): 0}}, r"\(1, 2\) \(tuple\)")],
+)
+def test_map_keys_no_reader_accepts_are_refused_when_packing(extra: dict[Any, Any], key: str) -> None:
+    with pytest.raises(InvalidArgument, match=rf"Everything.extra: map key {key} could not be read back.*convert the key to str"):
+        everything(extra=extra).packed
+    with pytest.raises(InvalidArgument, match=rf"DictSample: map key {key} could not be read back"):
+        DictSample(extra).packed
+    readable = {"s": {"b": [{b"raw": 1}]}}
+    assert Everything.from_bytes(everything(extra=readable).packed).extra == readable
+    assert DictSample.from_bytes(DictSample(readable).packed) == DictSample(readable)
+
+
 def test_decoding_does_not_call_init_or_post_init() -> None:
     calls = []
 

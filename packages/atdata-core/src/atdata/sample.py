@@ -336,6 +336,7 @@ class DictSample(PackableSample):
     @property
     def packed(self) -> bytes:
         """The map as msgpack bytes, arrays as ``.npy`` bytes."""
+        _check_keys("DictSample", self._data)
         data = {}
         for key, value in self._data.items():
             if isinstance(value, np.ndarray):
@@ -491,6 +492,7 @@ def _compile(cls: type, specs: tuple[FieldSpec, ...]) -> tuple[Callable[[Any], A
         "_bad_map": fixer.bad_map,
         "_packb": msgpack.packb,
         "_pack_error": fixer.pack_error,
+        "_bad_key": _unreadable_key,
     }
     dec = ["def decode(d):", "    if d.__class__ is not _dict: _bad_map(d)", "    get = d.get"]
     pack = ["def pack(self):"]
@@ -524,6 +526,8 @@ def _compile(cls: type, specs: tuple[FieldSpec, ...]) -> tuple[Callable[[Any], A
             pack.append(f"    if {v}.__class__ is not {py}: {v} = _pfix({i}, {v})")
             if spec.kind == "list":
                 pack.append(f"    elif not _items_ok[{i}]({v}): {v} = _pfix({i}, {v})")
+            elif spec.kind == "dict":
+                pack.append(f"    elif _bad_key({v}) is not _M: {v} = _pfix({i}, {v})")
     env["_items_ok"] = {i: _items_checker(s.items) for i, s in enumerate(specs) if s.items is not None}
     if _uses_slots(cls, specs):
         dec += ["    o = _new(_cls)"] + [f"    _set(o, {s.name!r}, v{i})" for i, s in enumerate(specs)]
@@ -610,6 +614,8 @@ class _Fixer:
                 f"{where}: annotated dtype {spec.dtype}, got an array of dtype {value.dtype}; "
                 f"convert it with .astype(np.{np.dtype(spec.dtype).type.__name__})"
             )
+        if spec.kind == "dict" and isinstance(value, dict):
+            _check_keys(where, value)
         converted = _convert(spec, _plain(value))
         if converted is _MISSING:
             raise InvalidArgument(f"{where}: expected {_describe(spec)}, got {_describe_value(value)}")
@@ -668,6 +674,37 @@ def _dtype_admits(annotated: str, actual: np.dtype) -> bool:
         return True
     flexible = expected.itemsize == 0 or (expected.kind in "mM" and np.datetime_data(expected)[0] == "generic")
     return flexible and actual.type is expected.type
+
+
+def _unreadable_key(value: Any) -> Any:
+    """The first map key in ``value`` (nested in maps and lists) that no reader accepts, else ``_MISSING``.
+
+    msgpack packs any key, but reading with ``strict_map_key`` (msgpack's default, which
+    guards against hash flooding) accepts only str and bytes keys: a sample with an int
+    key would be written and then never read back.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, bytes)):
+                return key
+            bad = _unreadable_key(item)
+            if bad is not _MISSING:
+                return bad
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            bad = _unreadable_key(item)
+            if bad is not _MISSING:
+                return bad
+    return _MISSING
+
+
+def _check_keys(where: str, value: Any) -> None:
+    bad = _unreadable_key(value)
+    if bad is not _MISSING:
+        raise InvalidArgument(
+            f"{where}: map key {bad!r} ({type(bad).__name__}) could not be read back: samples are read "
+            f"with msgpack's strict_map_key, which accepts only str or bytes keys; convert the key to str"
+        )
 
 
 def _plain(value: Any) -> Any:
