@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from atdata.errors import CredentialsError
+from atdata.errors import CredentialsError, StoreUnavailable
 from atdata.store_s3 import S3DataStore, load_credentials
 
 SECRET = "s3cr3t-VALUE-never-shown"
@@ -107,7 +107,7 @@ def test_secret_never_in_repr_logs_or_errors(caplog: pytest.LogCaptureFixture) -
         "bucket",
     )
     assert SECRET not in repr(store) and SECRET not in repr(store.credentials)
-    with pytest.raises(Exception) as info:  # nothing listens on port 9
+    with pytest.raises(StoreUnavailable, match="s3://bucket") as info:  # nothing listens on port 9
         store.write_bytes("k", b"v")
     assert SECRET not in str(info.value) and SECRET not in caplog.text
 
