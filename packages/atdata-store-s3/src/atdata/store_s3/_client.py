@@ -49,7 +49,7 @@ def default_config(endpoint_url: str | None, max_pool_connections: int) -> Confi
     """What atdata sets unless the caller's ``config`` says otherwise.
 
     - retries: botocore's ``standard`` mode (exponential backoff with jitter on
-      throttling, 5xx and connection errors), 5 attempts;
+      throttling, 5xx and connection errors), 5 retries (6 attempts in all);
     - checksums only when S3 requires them: S3-compatible servers (rclone, older
       MinIO) reject the newer flexible-checksum trailers, and atdata computes a
       sha256 of every shard itself;

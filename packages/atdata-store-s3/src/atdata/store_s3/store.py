@@ -53,7 +53,7 @@ class S3DataStore(AbstractDataStore):
         missing bucket should be an error (``BucketNotFound``) rather than a surprise.
     config
         A ``botocore.config.Config`` merged over atdata's defaults (retries in
-        ``standard`` mode with 5 attempts, checksums only when required, path-style
+        ``standard`` mode with 5 retries, checksums only when required, path-style
         addressing for custom endpoints); e.g. ``Config(retries={"max_attempts": 10})``.
     part_size
         Bytes per multipart part (at least 5 MiB).
