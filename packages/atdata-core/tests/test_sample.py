@@ -422,6 +422,8 @@ def test_dict_sample_refuses_object_arrays_and_non_maps() -> None:
         DictSample.from_bytes(msgpack.packb({"x": buf.getvalue()}))
     with pytest.raises(SampleDecodeError, match="msgpack map"):
         DictSample.from_bytes(msgpack.packb([1, 2]))
+    with pytest.raises(InvalidArgument, match=r"DictSample\(data\) takes a dict of field name -> value, got list \[1, 2\]"):
+        DictSample([1, 2])  # type: ignore[arg-type]
 
 
 # --- compatibility with shards of the original atdata project ----------------------------

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import msgpack
@@ -309,6 +309,11 @@ class DictSample(PackableSample):
     """
 
     def __init__(self, data: dict[str, Any] | None = None, /, **fields: Any) -> None:
+        if data is not None and not isinstance(data, Mapping):
+            raise InvalidArgument(
+                f"DictSample(data) takes a dict of field name -> value, got {_describe_value(data)}; "
+                f"or pass fields as keywords: DictSample(image=..., label=...)"
+            )
         object.__setattr__(self, "_data", {**(data or {}), **fields})
 
     @classmethod
