@@ -6,6 +6,7 @@ import os
 import pickle
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,31 @@ def test_empty_dataset_is_refused(disk_repo: Repo, tmp_path: Path) -> None:
         disk_repo.insert(atdata.Dataset[Point](str(empty)), name="e")
     assert list(disk_repo.store.list_objects()) == []  # not even the owner record
     assert list(disk_repo.index.list_schemas()) == []
+
+
+class _TrackedSource:
+    """A dataset whose ``raw_samples`` generator records whether it was closed."""
+
+    sample_type = None  # no schema: the insert fails after peeking the first sample
+
+    def __init__(self, samples: list[tuple[str, bytes]]) -> None:
+        self.samples, self.closed = samples, False
+
+    def raw_samples(self) -> Iterator[tuple[str, bytes]]:
+        try:
+            yield from self.samples
+        finally:
+            self.closed = True
+
+
+def test_a_failed_insert_closes_the_source_stream(disk_repo: Repo) -> None:
+    """The source's reader (prefetch threads, open shards) stops when the insert fails,
+    not when the exception's traceback is garbage-collected."""
+    source = _TrackedSource([(f"{i:06d}", p.packed) for i, p in enumerate(make_points(3))])
+    with pytest.raises(InvalidArgument, match="cannot tell the schema") as info:
+        disk_repo.insert(source, name="x")
+    assert info.value is not None and source.closed
+    assert list(disk_repo.store.list_objects()) == []
 
 
 def test_index_failure_removes_everything_written(disk_repo: Repo, source: atdata.Dataset[Point], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ identical content again reuse the stored shards, so it gets the same CID.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -209,27 +210,23 @@ class Repo:
         """
         _check_insert_args(name, metadata, cache_local)
         check_limits(maxcount, maxsize)  # before the hive claim and schema publish below
-        samples = _raw_samples(dataset)
-        first = next(samples, None)  # an empty dataset is refused before anything is written
-        if first is None:
-            raise InvalidArgument(f"dataset {repr(dataset)[:200]} has no samples: nothing to insert")
-        samples = itertools.chain([first], samples)
-        sample_type, schema_ref = self._resolve_schema(dataset, schema_ref)  # the first write, as documented
-        self._claim_hive()
-        meta_bytes = _dataset_metadata(dataset)
-        tracker = progress if isinstance(progress, InsertProgress) else InsertProgress(bar=bool(progress), description=name)
-        try:
-            shards = self.store.write_shards(
-                tracker.count(samples),
-                prefix=self.prefix,
-                maxcount=maxcount,
-                maxsize=maxsize,
-                cache_local=cache_local,
-                progress=tracker.report,
-            )
-        finally:
-            if tracker is not progress:
-                tracker.close()
+        with _source_samples(dataset) as samples:
+            sample_type, schema_ref = self._resolve_schema(dataset, schema_ref)  # the first write, as documented
+            self._claim_hive()
+            meta_bytes = _dataset_metadata(dataset)
+            tracker = progress if isinstance(progress, InsertProgress) else InsertProgress(bar=bool(progress), description=name)
+            try:
+                shards = self.store.write_shards(
+                    tracker.count(samples),
+                    prefix=self.prefix,
+                    maxcount=maxcount,
+                    maxsize=maxsize,
+                    cache_local=cache_local,
+                    progress=tracker.report,
+                )
+            finally:
+                if tracker is not progress:
+                    tracker.close()
         run = _run_of(shards[0])
         written = [self._hive.key(f"data--{run}--{i:06d}.tar") for i in range(len(shards))]
         try:
@@ -488,14 +485,26 @@ def _check_insert_args(name: Any, metadata: Any, cache_local: Any) -> None:
         raise InvalidArgument(f"cache_local={cache_local!r} is invalid: pass True or False")
 
 
-def _raw_samples(dataset: Any) -> Iterator[Any]:
+@contextlib.contextmanager
+def _source_samples(dataset: Any) -> Iterator[Iterator[Any]]:
+    """``dataset.raw_samples()``, refused if empty before anything is written, and closed on
+    exit: a failed insert stops the source's reader (prefetch threads, open shards) at once."""
     raw = getattr(dataset, "raw_samples", None)
     if not callable(raw):
         raise InvalidArgument(
             f"cannot insert a {type(dataset).__name__}: pass an atdata.Dataset (write samples to tar shards "
             "with atdata.write_samples first)"
         )
-    return iter(raw())
+    samples = iter(raw())
+    try:
+        first = next(samples, None)
+        if first is None:
+            raise InvalidArgument(f"dataset {repr(dataset)[:200]} has no samples: nothing to insert")
+        yield itertools.chain([first], samples)
+    finally:
+        close = getattr(samples, "close", None)  # generators have it; other iterators need none
+        if close is not None:
+            close()
 
 
 def _dataset_metadata(dataset: Any) -> bytes | None:
