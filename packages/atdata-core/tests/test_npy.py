@@ -153,6 +153,18 @@ def test_zero_width_dtype_headers_are_refused() -> None:
         _npy.decode(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
 
 
+@pytest.mark.parametrize("shape", [(0, 10**29), (0, 2**63 - 1, 2**63 - 1), (1,) * 70])
+def test_shapes_numpy_cannot_make_are_refused(shape: tuple[int, ...]) -> None:
+    """Zero-size (so no payload to contradict them) or too many dimensions: never a bare ValueError."""
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape!r}, }}".encode()
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    buf = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    with pytest.raises(SampleDecodeError, match="shape numpy cannot make"):
+        _npy.parse_header(buf)
+    with pytest.raises(SampleDecodeError, match="shape numpy cannot make"):
+        _npy.decode(buf + b"\0" * 4)
+
+
 @pytest.mark.parametrize("name", sorted(ARRAYS))
 def test_fast_header_parser_agrees_with_literal_eval(name: str) -> None:
     buf = np_save_bytes(ARRAYS[name])

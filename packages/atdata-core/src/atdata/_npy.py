@@ -206,6 +206,14 @@ def _parse_new_header(key: bytes, major: int) -> NpyHeader:
             f"unpickled. Store numeric, bool or fixed-width string arrays."
         )
     count = math.prod(shape)
+    if count == 0 or len(shape) > 32:
+        # A shape numpy cannot make (too many dimensions, or a huge dimension beside a zero
+        # one) would fail later in np.ndarray with a bare ValueError. Other shapes need no
+        # probe: a payload of count * itemsize bytes must exist for the buffer to be used.
+        try:
+            np.broadcast_to(np.empty((), dtype), shape)
+        except ValueError as exc:
+            raise SampleDecodeError(f".npy header has a shape numpy cannot make {shape!r:.200}: {exc}") from exc
     return NpyHeader(
         dtype=dtype,
         shape=shape,
