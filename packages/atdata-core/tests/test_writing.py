@@ -178,6 +178,15 @@ def test_write_samples_pattern_that_is_not_a_path_is_named(pattern: object) -> N
         write_samples(pairs(1), pattern)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("name", ["existing-dir", "new-dir/"])
+def test_write_samples_pattern_naming_a_directory_is_refused_before_writing(tmp_path: Path, name: str) -> None:
+    (tmp_path / "existing-dir").mkdir()
+    pattern = f"{tmp_path}/{name}"  # a Path would drop the trailing slash
+    with pytest.raises(InvalidArgument, match=r"names a directory, not a shard file: use e\.g\. .*data-%06d\.tar"):
+        write_samples(pairs(3), pattern)
+    assert os.listdir(tmp_path) == ["existing-dir"] and os.listdir(tmp_path / "existing-dir") == []
+
+
 def test_write_samples_pattern_without_placeholder_needs_no_limits(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="placeholder"):
         write_samples(pairs(3), str(tmp_path / "one.tar"), maxcount=1)

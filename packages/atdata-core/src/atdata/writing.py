@@ -387,6 +387,13 @@ def write_samples(
             f"pattern={pattern!r} has no shard-index placeholder but maxcount/maxsize may split the "
             "samples into several shards: use e.g. 'data-%06d.tar'"
         )
+    first = _shard_path(pattern, 0)
+    if first.endswith(("/", os.sep)) or os.path.isdir(first):
+        # Found up front: the rename into place would only fail after every sample was written.
+        raise InvalidArgument(
+            f"pattern={pattern!r} names a directory, not a shard file: use e.g. "
+            f"{os.path.join(first, 'data-%06d.tar')!r}"
+        )
     paths: list[str] = []
 
     def open_sink(index: int) -> AtomicFileSink:
