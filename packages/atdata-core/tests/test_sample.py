@@ -498,7 +498,7 @@ def test_keys_differ_across_forked_processes() -> None:
     assert {k[32 - 16 :] for k in child_keys}.isdisjoint({k[32 - 16 :] for k in parent_keys})
 
 
-@pytest.mark.parametrize("name", ["packed", "as_wds", "from_bytes", "from_data"])
+@pytest.mark.parametrize("name", ["packed", "as_wds", "from_bytes", "from_data", "__init__", "__eq__", "_atdata_codec"])
 def test_field_named_like_a_sample_method_is_refused_at_definition(name: str) -> None:
     with pytest.raises(atdata.errors.UnsupportedFieldType, match=f"'{name}'.*reserved.*rename"):
         atdata.packable(type("Clash", (), {"__annotations__": {name: int, "label": str}}))

@@ -169,6 +169,11 @@ def test_same_fields_ignores_created_at_and_description() -> None:
             r"field 'a' has a type descriptor this atdata cannot read: .*\['str'\]",
         ),
         (
+            {"name": "X", "version": "1.0.0", "fields": [{"name": "__init__", "fieldType": {"$type": "local#dict"}}]},
+            SchemaError,
+            "'__init__'.*reserved",
+        ),
+        (
             {"name": "X", "version": "1.0.0", "fields": [{"name": "a", "fieldType": {"$type": "local#dict"}}] * 2},
             SchemaError,
             "duplicate",

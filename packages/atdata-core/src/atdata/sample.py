@@ -65,12 +65,18 @@ class PackableSample:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        clashes = sorted(set(cls.__dict__.get("__annotations__", {})) & _RESERVED_FIELD_NAMES)
+        clashes = sorted(
+            name
+            for name in cls.__dict__.get("__annotations__", {})
+            if name in _RESERVED_FIELD_NAMES or (name.startswith("__") and name.endswith("__"))
+        )
         if clashes:
-            # A field would shadow the method or property that packs the sample.
+            # A field would shadow the method or property that packs the sample, Python's
+            # own dunder names (a field "__init__" replaces the constructor) or the codec.
             raise UnsupportedFieldType(
                 f"{cls.__qualname__}: field name(s) {', '.join(map(repr, clashes))} are reserved by "
-                f"PackableSample ({', '.join(sorted(_RESERVED_FIELD_NAMES))}); rename the field."
+                f"PackableSample ({', '.join(sorted(_RESERVED_FIELD_NAMES))}, and __dunder__ names); "
+                f"rename the field."
             )
         check_annotations(cls)
 
@@ -297,8 +303,8 @@ def unpack(data: bytes | bytearray | memoryview, owner: str = "sample") -> Any:
         ) from exc
 
 
-_RESERVED_FIELD_NAMES = frozenset(name for name in vars(PackableSample) if not name.startswith("_"))
-"""Public members of PackableSample that a field of the same name would shadow."""
+_RESERVED_FIELD_NAMES = frozenset(name for name in vars(PackableSample) if not name.startswith("_")) | {"_atdata_codec"}
+"""Public members of PackableSample, and the attribute its codec is cached in, that a field would shadow."""
 
 
 class DictSample(PackableSample):
