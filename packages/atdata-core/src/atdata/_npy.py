@@ -9,7 +9,7 @@ and the payload is wrapped with :func:`numpy.frombuffer` without a copy.
 
 Parsed headers are cached by their bytes: a dataset's arrays usually share a handful of
 distinct headers, so the per-array cost on the read path is one dict lookup.
-Decoded arrays are read-only views of the buffer they came from (copy them to modify).
+Decoded arrays are views of the buffer they came from, read-only when it is ``bytes`` (copy them to modify).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def parse_header(buf: bytes | bytearray | memoryview) -> NpyHeader:
 
 
 def decode(buf: bytes | bytearray | memoryview) -> np.ndarray:
-    """A read-only array viewing the payload of the ``.npy`` buffer ``buf`` (no copy).
+    """An array viewing the payload of the ``.npy`` buffer ``buf`` (no copy; read-only for ``bytes``).
 
     Raises
     ------
