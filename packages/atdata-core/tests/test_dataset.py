@@ -482,3 +482,11 @@ def test_runs_of_one_layout_are_cut_into_batches_exactly(tmp_path: Path) -> None
     resumed.load_state_dict(state)
     rest = list(resumed)
     assert [s for b in first + rest for s in b] == expected
+
+
+def test_paths_read_as_their_strings(tmp_path: Path) -> None:
+    pattern = write_shards(tmp_path, [fixed(i) for i in range(6)], 3, "paths")
+    shards = atdata.Dataset[FixedSample](pattern).shard_list
+    assert list(atdata.Dataset[FixedSample](Path(shards[0])).ordered()) == [fixed(i) for i in range(3)]
+    both = atdata.Dataset[FixedSample]([Path(shards[0]), shards[1]])
+    assert both.shard_list == shards and list(both.ordered()) == [fixed(i) for i in range(6)]

@@ -47,8 +47,9 @@ class Dataset(Generic[T]):
     Parameters
     ----------
     url
-        A shard path or URL, a brace pattern (``"data-{000000..000009}.tar"``), or a list
-        of them. Local paths and ``file://`` are read directly; other schemes need a
+        A shard path (``str`` or ``pathlib.Path``) or URL, a brace pattern
+        (``"data-{000000..000009}.tar"``), or a list of them. Local paths and ``file://``
+        are read directly; other schemes need a
         registered opener (``s3://`` comes with ``atdata-store-s3``).
     metadata_url
         Optional URL of a msgpack map describing the dataset (see :attr:`metadata`).
@@ -70,9 +71,16 @@ class Dataset(Generic[T]):
         An empty URL or URL list.
     """
 
-    def __init__(self, url: str | Sequence[str], metadata_url: str | None = None, *, sample_type: type[T] | None = None) -> None:
-        self._shards = expand_urls(url)  # first: it names a wrong-typed url (list(42) would not)
-        self._url = url if isinstance(url, str) else list(url)
+    def __init__(
+        self,
+        url: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        metadata_url: str | None = None,
+        *,
+        sample_type: type[T] | None = None,
+    ) -> None:
+        urls = _fspaths(url)
+        self._shards = expand_urls(urls)  # first: it names a wrong-typed url (list(42) would not)
+        self._url = urls if isinstance(urls, str) else list(urls)
         self.metadata_url = metadata_url
         self._sample_type = sample_type
         self._metadata: dict[str, Any] | None = None
@@ -491,6 +499,16 @@ class Loader(Generic[T]):
         if info is None:
             return rank, world
         return rank * info.num_workers + info.id, world * info.num_workers
+
+
+def _fspaths(url: object) -> Any:
+    """Paths as their strings (``write_samples`` and ``DiskDataStore`` take paths too);
+    anything else as given, for :func:`~atdata.urls.expand_urls` to judge."""
+    if isinstance(url, os.PathLike):
+        return os.fspath(url)
+    if isinstance(url, (list, tuple)):
+        return [os.fspath(u) if isinstance(u, os.PathLike) else u for u in url]
+    return url
 
 
 def merge_state_dicts(states: Iterable[dict[str, Any]]) -> dict[str, Any]:
