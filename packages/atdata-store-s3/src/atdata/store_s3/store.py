@@ -97,6 +97,7 @@ class S3DataStore(AbstractDataStore):
         reading.remember_store(bucket, self.credentials, self._boto_config)
 
     def _init_process_state(self) -> None:
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._bucket_ready = False
         self._pool: ThreadPoolExecutor | None = None
@@ -147,6 +148,10 @@ class S3DataStore(AbstractDataStore):
     def open_write(self, key: str) -> _MultipartWriter:
         if not isinstance(key, str) or not key or key.startswith("/"):
             raise InvalidArgument(f"key {key!r} is invalid: pass a non-empty key without a leading '/'")
+        if self._pid != os.getpid():
+            # Forked: the parent's part-upload threads do not exist here, yet its pool
+            # would count them as idle and never start one (every part would wait forever).
+            self._init_process_state()
         self._ensure_bucket()
         return _MultipartWriter(self, key)
 
