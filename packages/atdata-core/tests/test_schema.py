@@ -260,3 +260,15 @@ def test_generated_class_reads_a_shard_written_with_the_original_through_dataset
         for i, sample in enumerate(read):
             sink.write({**sample.as_wds, "__key__": f"{i:06d}"})
     assert list(atdata.Dataset[ImageSample](str(tmp_path / "generated.tar")).ordered()) == originals
+
+
+def test_a_value_that_is_no_sample_class_is_named() -> None:
+    @atdata.packable
+    class Point:
+        x: int
+
+    for bad in (3, Point(x=1)):
+        with pytest.raises(InvalidArgument, match="is not a sample type"):
+            schema.to_record(bad, "1.0.0")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="names a sample class, got Point"):
+        schema.schema_ref(Point(x=1), "1.0.0")  # type: ignore[arg-type]

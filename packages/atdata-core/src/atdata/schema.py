@@ -92,7 +92,14 @@ def schema_ref(sample_type: type, version: str) -> str:
     ------
     InvalidSchemaRef
         If ``version`` is not semver or the class's module and name do not make a valid ref.
+    InvalidArgument
+        If ``sample_type`` is not a class (a sample instance, say).
     """
+    if not isinstance(sample_type, type):
+        raise InvalidArgument(
+            f"a schema ref names a sample class, got {type(sample_type).__name__} {sample_type!r:.100}: "
+            "pass the @atdata.packable class itself (e.g. type(sample))"
+        )
     return str(parse_schema_ref(f"{SCHEMA_REF_PREFIX}{sample_type.__module__}.{sample_type.__name__}@{version}"))
 
 
@@ -145,10 +152,11 @@ def to_record(sample_type: type, version: str, description: str | None = None) -
         raise InvalidArgument(f"schema version {version!r} is not semver MAJOR.MINOR.PATCH (e.g. '1.0.0')")
     if isinstance(sample_type, type) and issubclass(sample_type, DictSample):
         raise InvalidArgument("DictSample has no fixed fields to publish: publish a @atdata.packable class")
+    fields = fields_of(sample_type)  # first: it names a value that is no sample class
     return {
         "name": sample_type.__name__,
         "version": version,
-        "fields": [_field_to_json(spec) for spec in fields_of(sample_type)],
+        "fields": [_field_to_json(spec) for spec in fields],
         "description": description,
         "createdAt": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
     }
