@@ -181,7 +181,17 @@ class AbstractDataStore(abc.ABC):
         """True when shards can be written while they are produced, without a local copy."""
 
     def write_bytes(self, key: str, data: bytes) -> str:
-        """Store ``data`` under ``key`` atomically (e.g. dataset metadata); returns its URL."""
+        """Store ``data`` under ``key`` atomically (e.g. dataset metadata); returns its URL.
+
+        Raises
+        ------
+        InvalidArgument
+            ``data`` is not bytes-like (a str, say: encode it first); nothing is written.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidArgument(
+                f"write_bytes({key!r}, ...) takes bytes, got {type(data).__name__}: encode text first (e.g. text.encode())"
+            )
         writer = self.open_write(key)
         try:
             writer.write(data)
@@ -233,8 +243,11 @@ class AbstractDataStore(abc.ABC):
             Bad limits or a bad sample (raised before or while writing; cleaned up too).
         """
         check_limits(maxcount, maxsize)
-        if not isinstance(prefix, str):
-            raise InvalidArgument(f"prefix={prefix!r} is invalid: pass a str such as 'datasets/v1'")
+        if not isinstance(prefix, str) or "://" in prefix:
+            raise InvalidArgument(
+                f"prefix={prefix!r} is invalid: pass a key prefix inside the store such as 'datasets/v1' "
+                "(not a URL: the store already names its bucket or directory)"
+            )
         prefix = prefix.strip("/")
         run = uuid.uuid4()
         keys: list[str] = []

@@ -133,6 +133,13 @@ class DataStoreConformance(Generic[S]):
         with store.open_read(url) as stream:
             assert stream.read() == b"new"
 
+    def test_text_and_url_prefixes_are_refused_before_writing(self, store: S) -> None:
+        with pytest.raises(InvalidArgument, match="takes bytes, got str"):
+            store.write_bytes("meta/ds.json", "text")  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument, match="not a URL"):
+            store.write_shards(make_raw_samples(3), prefix=store.url_for("datasets/v1"))
+        assert self.raw_keys(store) == []
+
     def test_open_read_missing_names_url(self, store: S) -> None:
         store.write_bytes("nope/present.tar", b"x")  # the root exists, the object does not
         url = store.url_for("nope/missing.tar")
