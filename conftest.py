@@ -116,8 +116,6 @@ def moto_s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Serve
         ready=http_ready,
         timeout=60.0,
     )
-    server = S3Server(
-        "127.0.0.1", process.port, access_key="testing", secret_key="testing", process=process
-    )
+    server = S3Server("127.0.0.1", process.port, access_key="testing", secret_key="testing", process=process)
     yield server
     server.stop()

@@ -7,10 +7,12 @@ looks it up again by name and prints the shape of every batch it reads back.
 """
 
 import numpy as np
-from numpy.typing import NDArray
-import atdata
-from atdata.local import Repo, LocalIndex
 import webdataset as wds
+from numpy.typing import NDArray
+
+import atdata
+from atdata.local import LocalIndex, Repo
+
 
 # 1. Define sample type
 @atdata.packable
@@ -18,6 +20,7 @@ class TrainingSample:
     features: NDArray
     label: int
     source: str
+
 
 # 2. Create samples
 samples = [

@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.real, pytest.mark.slow]
 SAMPLES = 120
 MAXCOUNT = 3  # 40 shards: many commit points to land a kill between
 
+
 @atdata.packable
 class Blob:
     index: int
@@ -91,7 +92,9 @@ def hive(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, str]:
     return None, str(tmp_path / "hive")
 
 
-def test_sigkill_at_random_points_never_leaves_a_dangling_entry(hive: tuple[Any, str], redis_server: RedisServer) -> None:
+def test_sigkill_at_random_points_never_leaves_a_dangling_entry(
+    hive: tuple[Any, str], redis_server: RedisServer
+) -> None:
     credentials, hive_path = hive
     prefix = f"crash-{uuid.uuid4().hex}:"
     repo = Repo(credentials, hive_path, redis_server.url, key_prefix=prefix)
@@ -119,13 +122,17 @@ def test_sigkill_at_random_points_never_leaves_a_dangling_entry(hive: tuple[Any,
         check_entries_complete(repo)
     assert all(o in ("killed", "exit 0") for o in outcomes), outcomes
     kills = outcomes.count("killed")
-    assert kills >= 3, f"most children should die mid-insert ({outcomes}, {duration:.1f}s, ATDATA_CRASH_SEED={seed_all})"
+    assert kills >= 3, (
+        f"most children should die mid-insert ({outcomes}, {duration:.1f}s, ATDATA_CRASH_SEED={seed_all})"
+    )
 
     report = repo.gc(grace=0)
     referenced = check_entries_complete(repo, read=True)
     remaining = list(repo.store.list_objects(repo.prefix))
     shards = {info.url for info in remaining if info.url.endswith(".tar")}
-    assert shards == referenced, f"gc left unreferenced shards: {sorted(shards - referenced)[:3]} (removed {len(report.removed)}, ATDATA_CRASH_SEED={seed_all})"
+    assert shards == referenced, (
+        f"gc left unreferenced shards: {sorted(shards - referenced)[:3]} (removed {len(report.removed)}, ATDATA_CRASH_SEED={seed_all})"
+    )
     referenced_runs = {url.split("data--")[1][:36] for url in referenced}
     for info in remaining:  # metadata and content records of referenced runs only, and the owner record
         assert info.key.endswith("atdata-hive.json") or any(run in info.key for run in referenced_runs), info.key

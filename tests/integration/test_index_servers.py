@@ -6,7 +6,6 @@ into it, as a DataLoader worker would), connection and authentication errors.
 
 from __future__ import annotations
 
-import os
 import pickle
 import subprocess
 import sys
@@ -171,9 +170,7 @@ def test_killed_writer_leaves_a_consistent_index(redis_server: Any) -> None:
         "        except KeyError:\n"
         "            pass\n"
     )
-    writer = subprocess.Popen(
-        [sys.executable, "-c", code, redis_server.url, prefix], stdout=subprocess.PIPE, text=True
-    )
+    writer = subprocess.Popen([sys.executable, "-c", code, redis_server.url, prefix], stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
         time.sleep(1.5)

@@ -98,12 +98,18 @@ def test_inserting_datasets(
     bucket: str,
     temp_tar: atdata.Dataset[ImageSample],
 ) -> None:
-    credentials: Any = str(env_file) if form == "env_file" else {
-        "AWS_ENDPOINT": s3_server.endpoint_url,
-        "AWS_ACCESS_KEY_ID": s3_server.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
-    }
-    repo = Repo(s3_credentials=credentials, hive_path=f"{bucket}/datasets", redis=redis_server.url, key_prefix=key_prefix)
+    credentials: Any = (
+        str(env_file)
+        if form == "env_file"
+        else {
+            "AWS_ENDPOINT": s3_server.endpoint_url,
+            "AWS_ACCESS_KEY_ID": s3_server.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+        }
+    )
+    repo = Repo(
+        s3_credentials=credentials, hive_path=f"{bucket}/datasets", redis=redis_server.url, key_prefix=key_prefix
+    )
     entry, stored_dataset = repo.insert(temp_tar, name="training-images-v1", cache_local=cache_local)
 
     assert entry.cid.startswith("bafyrei")
@@ -113,7 +119,9 @@ def test_inserting_datasets(
     assert entry.data_urls == [stored_dataset.url]
 
 
-@pytest.mark.parametrize(("maxcount", "maxsize", "min_shards"), [(100, None, 10), (None, 20_000, 20), (300, 100_000_000, 4)])
+@pytest.mark.parametrize(
+    ("maxcount", "maxsize", "min_shards"), [(100, None, 10), (None, 20_000, 20), (300, 100_000_000, 4)]
+)
 def test_insert_options_split_shards(
     maxcount: int | None,
     maxsize: int | None,
@@ -124,7 +132,12 @@ def test_insert_options_split_shards(
     bucket: str,
     temp_tar: atdata.Dataset[ImageSample],
 ) -> None:
-    repo = Repo(s3_credentials=s3_server.credentials, hive_path=f"{bucket}/datasets", redis=redis_server.url, key_prefix=key_prefix)
+    repo = Repo(
+        s3_credentials=s3_server.credentials,
+        hive_path=f"{bucket}/datasets",
+        redis=redis_server.url,
+        key_prefix=key_prefix,
+    )
     entry, ds = repo.insert(temp_tar, name="my-dataset", cache_local=True, maxcount=maxcount, maxsize=maxsize)
     assert len(ds.shard_list) >= min_shards
     assert ds.url.endswith(f"--{{000000..{len(ds.shard_list) - 1:06d}}}.tar")
@@ -138,7 +151,12 @@ def test_insert_options_split_shards(
 def test_listing_and_retrieving(
     s3_server: S3Server, redis_server: RedisServer, key_prefix: str, bucket: str, temp_tar: atdata.Dataset[ImageSample]
 ) -> None:
-    repo = Repo(s3_credentials=s3_server.credentials, hive_path=f"{bucket}/datasets", redis=redis_server.url, key_prefix=key_prefix)
+    repo = Repo(
+        s3_credentials=s3_server.credentials,
+        hive_path=f"{bucket}/datasets",
+        redis=redis_server.url,
+        key_prefix=key_prefix,
+    )
     inserted, _ = repo.insert(temp_tar, name="my-dataset", maxcount=250, metadata={"description": "Training images"})
 
     # The spec's three ways to connect, on the same index.
@@ -194,7 +212,9 @@ def test_data_urls_read_in_a_new_process(
     bucket: str,
     temp_tar: atdata.Dataset[ImageSample],
 ) -> None:
-    repo = Repo(s3_credentials=str(env_file), hive_path=f"{bucket}/datasets", redis=redis_server.url, key_prefix=key_prefix)
+    repo = Repo(
+        s3_credentials=str(env_file), hive_path=f"{bucket}/datasets", redis=redis_server.url, key_prefix=key_prefix
+    )
     entry, _ = repo.insert(temp_tar, name="shared", maxcount=300)
     # Credentials are never stored in Redis: the new process brings its own.
     raw = b"".join(v for k in repo.index.redis.scan_iter(f"{{{key_prefix}}}*") if (v := repo.index.redis.dump(k)))
@@ -203,9 +223,19 @@ def test_data_urls_read_in_a_new_process(
     if how == "environment":
         env.update(s3_server.credentials)
     done = subprocess.run(
-        [sys.executable, "-c", READ_IN_NEW_PROCESS, redis_server.url, key_prefix, "shared",
-         str(env_file) if how == "configure" else ""],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            READ_IN_NEW_PROCESS,
+            redis_server.url,
+            key_prefix,
+            "shared",
+            str(env_file) if how == "configure" else "",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == EXPECTED
@@ -214,12 +244,16 @@ def test_data_urls_read_in_a_new_process(
 def test_s3_data_store_direct(env_file: Path, bucket: str, temp_tar: atdata.Dataset[ImageSample]) -> None:
     store = S3DataStore(credentials=str(env_file), bucket=bucket)
     urls = store.write_shards(temp_tar, prefix="datasets/v1", maxcount=10000)
-    assert len(urls) == 1 and urls[0].startswith(f"s3://{bucket}/datasets/v1/data--") and urls[0].endswith("--000000.tar")
+    assert (
+        len(urls) == 1 and urls[0].startswith(f"s3://{bucket}/datasets/v1/data--") and urls[0].endswith("--000000.tar")
+    )
     assert store.supports_streaming() is True
     assert labels(atdata.Dataset[ImageSample](urls[0])) == EXPECTED
 
 
-def test_disk_hive_needs_no_s3(tmp_path: Path, redis_server: RedisServer, key_prefix: str, temp_tar: atdata.Dataset[ImageSample]) -> None:
+def test_disk_hive_needs_no_s3(
+    tmp_path: Path, redis_server: RedisServer, key_prefix: str, temp_tar: atdata.Dataset[ImageSample]
+) -> None:
     for hive_path in (f"file://{tmp_path}/hive-a", str(tmp_path / "hive-b")):
         repo = Repo(hive_path=hive_path, redis=redis_server.url, key_prefix=key_prefix)
         entry, ds = repo.insert(temp_tar, name="local", maxcount=400)
@@ -245,7 +279,9 @@ def test_complete_workflow_example(tmp_path: Path, s3_server: S3Server, redis_se
     db = redis.Redis(host=redis_server.host, port=redis_server.port, db=5)
     db.flushdb()
     env = {**os.environ, "ATDATA_REDIS_URL": f"redis://{redis_server.host}:{redis_server.port}/5"}
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=240)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=240
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines == ["(32, 128)"] * 312 + ["(16, 128)"]

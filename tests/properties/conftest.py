@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+
 import pytest
 
 from atdata.index_redis import LocalIndex

@@ -91,7 +91,9 @@ def _insert(repo: Repo, rows: list[int], name: str, metadata: dict[str, Any] | N
     with tempfile.TemporaryDirectory(prefix="atdata-props-") as tmp:
         samples = [Row(x=np.full(3, i, np.float32), tag=str(i)) for i in rows]
         paths = atdata.write_samples(
-            [{**s.as_wds, "__key__": f"{i:06d}"} for i, s in enumerate(samples)], str(Path(tmp, "s-%06d.tar")), maxcount=4
+            [{**s.as_wds, "__key__": f"{i:06d}"} for i, s in enumerate(samples)],
+            str(Path(tmp, "s-%06d.tar")),
+            maxcount=4,
         )
         return repo.insert(atdata.Dataset[Row](paths), name=name, maxcount=3, metadata=metadata)
 

@@ -35,7 +35,6 @@ from tests.properties._strategies import (
 pytestmark = pytest.mark.real
 
 
-
 def _write_then_read(samples: list[Any], reader: type) -> list[Any]:
     """Write ``samples`` into two tar shards, read them back as ``reader`` in order."""
     with tempfile.TemporaryDirectory(prefix="atdata-props-") as tmp:

@@ -31,11 +31,11 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import redis
+from _common import result_row, write_rows
 
 from atdata.index_redis import LocalIndex
 from atdata.local.servers import start_redis
 from atdata.testing.index import FakeDataset
-from _common import result_row, write_rows
 
 REF = "local://schemas/bench.ImageSample@1.0.0"
 
@@ -135,8 +135,13 @@ def throughput(url: str, ops: int, repeat: int) -> list[dict[str, Any]]:
 
     baselines = {"add": "raw HSET", "get_entry_by_name": "raw GET", "list": "raw SCAN+GET"}
     return [
-        {"op": op, "ours_per_s": ops / t_ours, "baseline": baselines[op], "baseline_per_s": ops / t_base,
-         "ratio": t_base / t_ours}  # fmt: skip
+        {
+            "op": op,
+            "ours_per_s": ops / t_ours,
+            "baseline": baselines[op],
+            "baseline_per_s": ops / t_base,
+            "ratio": t_base / t_ours,
+        }  # fmt: skip
         for op, (t_ours, t_base) in best.items()
     ]
 
@@ -189,7 +194,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, start_redis(tmp) as server:
-        print(f"# index_throughput: valkey at {server.url}, {os.cpu_count()} CPUs, {args.ops} ops, best of {args.repeat}")
+        print(
+            f"# index_throughput: valkey at {server.url}, {os.cpu_count()} CPUs, {args.ops} ops, best of {args.repeat}"
+        )
         ops = throughput(server.url, args.ops, args.repeat)
         print(f"{'operation':18} {'ours/s':>9} {'baseline':>13} {'base/s':>9} {'ratio':>6}")
         for row in ops:
@@ -199,7 +206,9 @@ def main() -> None:
                 f" {row['ratio']:5.2f}x{flag}"
             )
         rows = scaling(server.url, args.sizes)
-        print(f"\n{'entries':>8} {'add/s':>7} {'stream s':>9} {'entries/s':>10} {'stream +RSS':>12} {'list s':>7} {'list +RSS':>10}")
+        print(
+            f"\n{'entries':>8} {'add/s':>7} {'stream s':>9} {'entries/s':>10} {'stream +RSS':>12} {'list s':>7} {'list +RSS':>10}"
+        )
         for r in rows:
             print(
                 f"{r['entries']:8d} {r['add_per_s_while_filling']:7.0f} {r['entries_s']:9.2f}"

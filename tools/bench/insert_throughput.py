@@ -64,7 +64,9 @@ def run_phase(name: str, source: list[str], conf: dict[str, Any]) -> dict[str, f
 
     start = time.perf_counter()
     if name.startswith("repo"):
-        repo = Repo(conf["credentials"], f"{conf['bucket']}/{uuid.uuid4().hex}", conf["redis_url"], key_prefix=conf["prefix"])
+        repo = Repo(
+            conf["credentials"], f"{conf['bucket']}/{uuid.uuid4().hex}", conf["redis_url"], key_prefix=conf["prefix"]
+        )
         _, stored = repo.insert(
             atdata.Dataset(source, sample_type=BenchSample),
             name=f"bench-{uuid.uuid4().hex[:8]}",
@@ -85,12 +87,18 @@ def run_phase(name: str, source: list[str], conf: dict[str, Any]) -> dict[str, f
 
         with tempfile.TemporaryDirectory() as tmp:
             reader = wds.WebDataset(source, shardshuffle=False, empty_check=False)
-            with wds.ShardWriter(os.path.join(tmp, "data-%06d.tar"), maxcount=conf["maxcount"], post=upload, verbose=0) as sink:
+            with wds.ShardWriter(
+                os.path.join(tmp, "data-%06d.tar"), maxcount=conf["maxcount"], post=upload, verbose=0
+            ) as sink:
                 for sample in reader:
                     sink.write({"__key__": sample["__key__"], "msgpack": sample["msgpack"]})
         shards = len(uploaded)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "shards": shards, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "seconds": seconds,
+        "shards": shards,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def measure(name: str, source: list[str], conf: dict[str, Any]) -> dict[str, float]:
@@ -127,9 +135,10 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="atdata-bench-insert-") as tmp:
         root = Path(tmp)
-        with start_redis(root / "redis") as redis_server, start_s3(
-            root / "s3", access_key="bench-key", secret_key="bench-secret"
-        ) as s3_server:
+        with (
+            start_redis(root / "redis") as redis_server,
+            start_s3(root / "s3", access_key="bench-key", secret_key="bench-secret") as s3_server,
+        ):
             conf = {
                 "credentials": s3_server.credentials,
                 "bucket": f"bench-{uuid.uuid4().hex[:12]}",

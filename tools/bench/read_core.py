@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import add_json_flag, result_row, write_rows
 from numpy.typing import NDArray
 
 import atdata
-from _common import add_json_flag, result_row, write_rows
 
 READERS = ["webdataset", "ordered/32", "ordered/1", "shuffled/32"]
 PER_SHARD = 5_000
@@ -92,7 +92,9 @@ def child(reader: str, kind: str, url: str, epochs: int, clock_name: str) -> Non
             ds = atdata.Dataset[sample_type](url)
             mode, size = reader.split("/")
             batch_size = None if size == "1" else int(size)
-            loader = ds.ordered(batch_size=batch_size) if mode == "ordered" else ds.shuffled(batch_size=batch_size, seed=0)
+            loader = (
+                ds.ordered(batch_size=batch_size) if mode == "ordered" else ds.shuffled(batch_size=batch_size, seed=0)
+            )
             loader.set_epoch(epoch)
             if batch_size is None:
                 for _ in loader:
@@ -110,7 +112,9 @@ def measure(reader: str, kind: str, url: str, epochs: int, repeat: int, clock: s
     for _ in range(repeat):
         out = subprocess.run(
             [sys.executable, __file__, "--child", reader, kind, url, "--epochs", str(epochs), "--clock", clock],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
     best = max(runs, key=lambda r: r["rate"])
@@ -127,7 +131,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs per reader")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument(
-        "--clock", choices=["wall", "cpu"], default="wall",
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
         help="time samples/s by wall clock, or by the reader's CPU time (steadier on a busy machine)",
     )
     add_json_flag(parser)
@@ -135,7 +141,9 @@ def main() -> None:
     if args.child:
         child(*args.child, args.epochs, args.clock)
         return
-    print(f"# read_core: {os.cpu_count()} CPUs, best of {args.repeat}, {args.epochs} epochs per run, {args.clock} clock")
+    print(
+        f"# read_core: {os.cpu_count()} CPUs, best of {args.repeat}, {args.epochs} epochs per run, {args.clock} clock"
+    )
     print(f"{'workload':9} {'size':>5} {'samples':>8} {'reader':12} {'samples/s':>10} {'vs wds':>7} {'peak RSS':>9}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="atdata-bench-") as tmp:

@@ -79,8 +79,13 @@ def write_all(root: Path, kind: str, n: int) -> dict[str, Path]:
 
     import litdata as ld
 
-    ld.optimize(fn=litdata_item, inputs=[(kind, i) for i in range(n)], output_dir=str(out["litdata"]),
-                chunk_bytes="64MB", num_workers=1)
+    ld.optimize(
+        fn=litdata_item,
+        inputs=[(kind, i) for i in range(n)],
+        output_dir=str(out["litdata"]),
+        chunk_bytes="64MB",
+        num_workers=1,
+    )
 
     from streaming import MDSWriter
 
@@ -95,8 +100,13 @@ def write_all(root: Path, kind: str, n: int) -> dict[str, Path]:
     import datasets as hf
 
     if kind == "training":
-        features = hf.Features({"features": hf.Sequence(hf.Value("float32"), length=128),
-                                "label": hf.Value("int64"), "source": hf.Value("string")})
+        features = hf.Features(
+            {
+                "features": hf.Sequence(hf.Value("float32"), length=128),
+                "label": hf.Value("int64"),
+                "source": hf.Value("string"),
+            }
+        )
     else:
         features = hf.Features({"image": hf.Array3D(shape=(3, 64, 64), dtype="uint8"), "label": hf.Value("int64")})
     hf.Dataset.from_generator(lambda: iter(samples), features=features).save_to_disk(str(out["hf"]))
@@ -128,7 +138,9 @@ def readers(kind: str, paths: dict[str, Path], n: int) -> dict[str, object]:
     def ours(mode: str, batch_size: int | None):  # noqa: ANN202
         def read() -> int:
             ds = atdata.Dataset[sample_type](shards)
-            loader = ds.ordered(batch_size=batch_size) if mode == "ordered" else ds.shuffled(batch_size=batch_size, seed=0)
+            loader = (
+                ds.ordered(batch_size=batch_size) if mode == "ordered" else ds.shuffled(batch_size=batch_size, seed=0)
+            )
             return sum(len(b) for b in loader) if batch_size else sum(1 for _ in loader)
 
         return read
@@ -170,14 +182,24 @@ def rows_of(kind: str, n: int, best: dict[str, float]) -> list[dict]:
 
     size = f"{n} samples"
     rows = [  # only our readers are "ours"; the peers appear as baselines below
-        result_row(f"read {kind}: {name}", rate, best["webdataset + msgpack"], "samples/s",
-                   size=size, baseline_name="webdataset + msgpack")
-        for name, rate in best.items() if name.startswith("atdata")
+        result_row(
+            f"read {kind}: {name}",
+            rate,
+            best["webdataset + msgpack"],
+            "samples/s",
+            size=size,
+            baseline_name="webdataset + msgpack",
+        )
+        for name, rate in best.items()
+        if name.startswith("atdata")
     ]
     for ours in ("atdata ordered/32", "atdata shuffled/32", "atdata ordered/1"):
         for peer in ("LitData StreamingDataset", "HF datasets numpy/32"):
-            rows.append(result_row(f"read {kind}: {ours} vs {peer}", best[ours], best[peer], "samples/s",
-                                   size=size, baseline_name=peer))
+            rows.append(
+                result_row(
+                    f"read {kind}: {ours} vs {peer}", best[ours], best[peer], "samples/s", size=size, baseline_name=peer
+                )
+            )
     return rows
 
 
@@ -225,8 +247,16 @@ def main() -> None:
     if args.quick:
         args.training, args.image, args.repeat = 10_000, 2_500, 1
     python = ensure_venv(args.venv)
-    forwarded = ["--training", str(args.training), "--image", str(args.image), "--repeat", str(args.repeat),
-                 "--clock", args.clock]
+    forwarded = [
+        "--training",
+        str(args.training),
+        "--image",
+        str(args.image),
+        "--repeat",
+        str(args.repeat),
+        "--clock",
+        args.clock,
+    ]
     if args.json:
         forwarded += ["--json", str(Path(args.json).resolve())]
     os.execv(str(python), [str(python), __file__, "--inside", *forwarded])

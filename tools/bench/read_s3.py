@@ -90,7 +90,9 @@ def measure(kind: str, samples: int, repeat: int) -> list[dict]:
                 assert n == samples, n
                 return total
 
-            print(f"# read_s3 {kind}: {len(keys)} objects of <= {PER_SHARD} samples, {total / 1e6:.0f} MB, best of {repeat}")
+            print(
+                f"# read_s3 {kind}: {len(keys)} objects of <= {PER_SHARD} samples, {total / 1e6:.0f} MB, best of {repeat}"
+            )
             assert server.process is not None  # started here, so its pid is known
             pid = server.process.pid
             readers = {"boto3 get_object": raw, "ordered/32": ordered, "raw_samples": raw_samples}
@@ -106,14 +108,26 @@ def measure(kind: str, samples: int, repeat: int) -> list[dict]:
             baseline = best["boto3 get_object"]
             for name, rate in best.items():
                 client_ms, server_ms = (1e3 * min(c[i] for c in cpu[name]) for i in (0, 1))
-                print(f"{kind:9} {name:18} {rate / 1e6:8.1f} MB/s {rate / baseline:6.2f}x"
-                      f"   CPU ms/MB: client {client_ms:5.2f} server {server_ms:5.2f}", flush=True)
+                print(
+                    f"{kind:9} {name:18} {rate / 1e6:8.1f} MB/s {rate / baseline:6.2f}x"
+                    f"   CPU ms/MB: client {client_ms:5.2f} server {server_ms:5.2f}",
+                    flush=True,
+                )
                 if name != "boto3 get_object":
-                    rows.append(result_row(f"S3 read {kind}: Dataset {name}", rate / 1e6, baseline / 1e6, "MB/s",
-                                           size=f"{samples} samples", baseline_name="boto3 get_object (bytes only)"))
+                    rows.append(
+                        result_row(
+                            f"S3 read {kind}: Dataset {name}",
+                            rate / 1e6,
+                            baseline / 1e6,
+                            "MB/s",
+                            size=f"{samples} samples",
+                            baseline_name="boto3 get_object (bytes only)",
+                        )
+                    )
         finally:
             server.stop()
     return rows
+
 
 def _cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process has used so far, from ``/proc`` (Linux)."""

@@ -119,7 +119,9 @@ def phase(name: str, args: argparse.Namespace, creds: dict[str, str], bucket: st
     return out
 
 
-def run_phase(name: str, args: argparse.Namespace, creds: dict[str, str], bucket: str, urls: list[str]) -> dict[str, Any]:
+def run_phase(
+    name: str, args: argparse.Namespace, creds: dict[str, str], bucket: str, urls: list[str]
+) -> dict[str, Any]:
     payload = json.dumps({"creds": creds, "bucket": bucket, "urls": urls, "args": vars(args)})
     done = subprocess.run(
         [sys.executable, __file__, "--phase", name], input=payload, capture_output=True, text=True, check=False

@@ -217,7 +217,10 @@ def test_cid_round_trips_through_decode(value: object) -> None:
 
 
 entry_contents = st.fixed_dictionaries(
-    {"schema_ref": st.text(min_size=1, max_size=40), "data_urls": st.lists(st.text(min_size=1, max_size=30), max_size=4)}
+    {
+        "schema_ref": st.text(min_size=1, max_size=40),
+        "data_urls": st.lists(st.text(min_size=1, max_size=30), max_size=4),
+    }
 )
 
 

@@ -7,7 +7,6 @@ import sys
 import tarfile
 import types
 from pathlib import Path
-from typing import Optional
 
 import msgpack
 import numpy as np
@@ -35,7 +34,7 @@ class Mixed:
     image: NDArray
     score: float
     tags: list[str]
-    note: Optional[str]
+    note: str | None
     extra: dict
 
 
@@ -159,7 +158,9 @@ def test_batches_fall_back_exactly_for_irregular_samples(tmp_path: Path) -> None
     assert isinstance(batch.image, list) and batch.note == [None, "n", "m"]
     assert list(batch) == samples == list(ds.ordered())
     assert batch.image[0].dtype == np.dtype(">i4")
-    same_shape = [Mixed(image=np.full((2, 2), i, dtype=">f8"), score=float(i), tags=[], note=None, extra={}) for i in range(3)]
+    same_shape = [
+        Mixed(image=np.full((2, 2), i, dtype=">f8"), score=float(i), tags=[], note=None, extra={}) for i in range(3)
+    ]
     (stacked,) = atdata.Dataset[Mixed](write_shards(tmp_path, same_shape, 5, "same")).ordered(batch_size=4)
     assert stacked.image.shape == (3, 2, 2) and stacked.image.dtype == np.dtype(">f8")
     assert list(stacked) == same_shape
@@ -224,7 +225,9 @@ def test_shuffle_depends_only_on_seed_and_epoch(dataset: atdata.Dataset[Training
 
 @pytest.mark.parametrize("mode", ["ordered", "shuffled"])
 @pytest.mark.parametrize("workers", [1, 2, 3, 8])
-def test_workers_split_the_one_order_without_overlap(dataset: atdata.Dataset[TrainingSample], mode: str, workers: int) -> None:
+def test_workers_split_the_one_order_without_overlap(
+    dataset: atdata.Dataset[TrainingSample], mode: str, workers: int
+) -> None:
     def make() -> Loader:
         return dataset.ordered() if mode == "ordered" else dataset.shuffled(buffer_size=15, seed=3, pool_shards=2)
 
@@ -236,7 +239,9 @@ def test_workers_split_the_one_order_without_overlap(dataset: atdata.Dataset[Tra
         assert [position[x] for x in part] == sorted(position[x] for x in part)
 
 
-def test_ranks_and_faked_torch_workers(dataset: atdata.Dataset[TrainingSample], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ranks_and_faked_torch_workers(
+    dataset: atdata.Dataset[TrainingSample], monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = types.ModuleType("torch.utils.data")
     info: dict[str, object] = {"value": None}
     data.get_worker_info = lambda: info["value"]
@@ -275,7 +280,9 @@ def test_loader_pickles_into_workers(dataset: atdata.Dataset[TrainingSample]) ->
 
 @pytest.mark.parametrize("mode", ["ordered", "shuffled"])
 @pytest.mark.parametrize("batch_size", [None, 1, 7, 32])
-def test_resume_mid_epoch_repeats_and_loses_nothing(dataset: atdata.Dataset[TrainingSample], mode: str, batch_size) -> None:
+def test_resume_mid_epoch_repeats_and_loses_nothing(
+    dataset: atdata.Dataset[TrainingSample], mode: str, batch_size
+) -> None:
     def make() -> Loader:
         if mode == "ordered":
             return dataset.ordered(batch_size=batch_size)
@@ -463,7 +470,9 @@ def fixed(i: int) -> FixedSample:
 
 def test_runs_of_one_layout_are_cut_into_batches_exactly(tmp_path: Path) -> None:
     samples = [fixed(i) for i in range(230)]
-    samples[150] = FixedSample(features=np.full(4, 150, np.float32), label=200, source="ca")  # same length, other layout
+    samples[150] = FixedSample(
+        features=np.full(4, 150, np.float32), label=200, source="ca"
+    )  # same length, other layout
     ds = atdata.Dataset[FixedSample](write_shards(tmp_path, samples, 100, "fixed"))
     blocks = [block for url in ds.shard_list for block in iter_blocks(url)]
     assert all(block.rows is not None for block in blocks)  # one size: the walker gives the byte matrix

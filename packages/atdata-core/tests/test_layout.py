@@ -6,7 +6,7 @@ property test draws values from small sets whose msgpack encodings collide in le
 decodes every same-length group both ways.
 """
 
-from typing import Any, Optional
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -30,7 +30,7 @@ class Row:
     name: str
     blob: bytes
     vector: NDArray[np.float32]
-    note: Optional[str] = None
+    note: str | None = None
 
 
 _BAD_UTF8 = "\x01\x02"  # replaced by the bytes ff fe after packing: a str that is not UTF-8
@@ -123,7 +123,9 @@ def test_batches_of_any_samples_decode_as_the_general_path_does(rows: list[bytes
 
 
 def regular(i: int) -> bytes:
-    return Row(count=i, score=i / 2, flag=i % 2 == 0, name=f"n{i % 10}", blob=b"b", vector=np.full(3, i, np.float32)).packed
+    return Row(
+        count=i, score=i / 2, flag=i % 2 == 0, name=f"n{i % 10}", blob=b"b", vector=np.full(3, i, np.float32)
+    ).packed
 
 
 def test_regular_samples_take_the_layout_path() -> None:

@@ -123,7 +123,10 @@ def test_encode_refuses_object_arrays() -> None:
         (b"\x93NUMPY\x01\x00\x08\x00__import", "malformed"),
         (b"\x93NUMPY\x01\x00\x0a\x00[1, 2, 3]\n", "must be a dict"),
         (b"\x93NUMPY\x01\x00\x40\x00{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }      \n", "malformed"),
-        (b"\x93NUMPY\x01\x00\x40\x00{'descr': 'xx', 'fortran_order': False, 'shape': (1,), }       \n", "invalid dtype"),
+        (
+            b"\x93NUMPY\x01\x00\x40\x00{'descr': 'xx', 'fortran_order': False, 'shape': (1,), }       \n",
+            "invalid dtype",
+        ),
     ],
 )
 def test_malformed_buffers_raise_sample_decode_error(buf: bytes, match: str) -> None:

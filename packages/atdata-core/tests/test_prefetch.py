@@ -43,8 +43,11 @@ def test_views_of_every_block_stay_intact_while_later_blocks_are_read(tmp_path: 
     assert [(k, bytes(v)) for k, v in kept] == [
         (f"{i:04d}", bytes([i % 251]) * (300 + 37 * (i % 9))) for i in range(200)
     ]
-    reused = [(k, bytes(v)) for block in iter_blocks(url, stream=PrefetchStream(url, chunk=8192, pool=pool))
-              for k, v in zip(block.keys, block.views)]  # fmt: skip  (views dropped block by block: buffers reused)
+    reused = [
+        (k, bytes(v))
+        for block in iter_blocks(url, stream=PrefetchStream(url, chunk=8192, pool=pool))
+        for k, v in zip(block.keys, block.views)
+    ]  # fmt: skip  (views dropped block by block: buffers reused)
     assert reused == [(k, bytes(v)) for k, v in kept]
 
 

@@ -33,13 +33,28 @@ def test_documented_sample_and_schema_imports() -> None:
         ),
         (
             atdata.schema,
-            {"SCHEMA_REF_PREFIX", "SchemaRef", "from_record", "parse_schema_ref", "same_fields", "schema_ref", "to_record"},
+            {
+                "SCHEMA_REF_PREFIX",
+                "SchemaRef",
+                "from_record",
+                "parse_schema_ref",
+                "same_fields",
+                "schema_ref",
+                "to_record",
+            },
         ),
         (atdata._npy, {"MAGIC", "NpyHeader", "cached_header", "decode", "encode", "parse_header"}),
         (
             atdata._fields,
-            {"NDARRAY_DTYPE_KINDS", "PRIMITIVE_KINDS", "SUPPORTED", "FieldSpec", "check_annotations", "field_specs",
-             "spec_for_annotation"},
+            {
+                "NDARRAY_DTYPE_KINDS",
+                "PRIMITIVE_KINDS",
+                "SUPPORTED",
+                "FieldSpec",
+                "check_annotations",
+                "field_specs",
+                "spec_for_annotation",
+            },
         ),
     ],
 )

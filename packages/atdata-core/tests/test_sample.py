@@ -7,7 +7,7 @@ import pickle
 import tarfile
 import uuid
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 import msgpack
 import numpy as np
@@ -30,7 +30,7 @@ class Everything:
     blob: bytes
     image: NDArray
     features: NDArray[np.float32]
-    maybe_text: Optional[str]
+    maybe_text: str | None
     maybe_image: NDArray | None
     tags: list[str]
     weights: list[float]
@@ -218,7 +218,7 @@ def test_missing_optional_field_reads_as_none() -> None:
     @atdata.packable
     class V2:
         text: str
-        added: Optional[int]
+        added: int | None
 
     assert V2.from_bytes(msgpack.packb({"text": "t"})) == V2(text="t", added=None)
 
@@ -281,7 +281,9 @@ def test_flexible_annotated_dtype_accepts_every_width_or_unit(scalar: Any, value
         back = Flexible.from_bytes(Flexible(value=value).packed)
         assert back.value.dtype == value.dtype
         np.testing.assert_array_equal(back.value, value)
-    with pytest.raises(InvalidArgument, match=rf"got an array of dtype float64; convert it with \.astype\(np\.{scalar.__name__}\)"):
+    with pytest.raises(
+        InvalidArgument, match=rf"got an array of dtype float64; convert it with \.astype\(np\.{scalar.__name__}\)"
+    ):
         Flexible(value=np.zeros(2)).packed
     with pytest.raises(SampleDecodeError, match="Flexible.value: expected an array of dtype"):
         Flexible.from_data({"value": atdata._npy.encode(np.zeros(2))})
@@ -334,10 +336,16 @@ def test_numpy_scalars_inside_dict_fields_are_packed_as_python_scalars() -> None
 
 @pytest.mark.parametrize(
     ("extra", "key"),
-    [({1: "x"}, r"1 \(int\)"), ({"ok": {"deep": [{2.5: None}]}}, r"2\.5 \(float\)"), ({"t": {(1, 2): 0}}, r"\(1, 2\) \(tuple\)")],
+    [
+        ({1: "x"}, r"1 \(int\)"),
+        ({"ok": {"deep": [{2.5: None}]}}, r"2\.5 \(float\)"),
+        ({"t": {(1, 2): 0}}, r"\(1, 2\) \(tuple\)"),
+    ],
 )
 def test_map_keys_no_reader_accepts_are_refused_when_packing(extra: dict[Any, Any], key: str) -> None:
-    with pytest.raises(InvalidArgument, match=rf"Everything.extra: map key {key} could not be read back.*convert the key to str"):
+    with pytest.raises(
+        InvalidArgument, match=rf"Everything.extra: map key {key} could not be read back.*convert the key to str"
+    ):
         everything(extra=extra).packed
     with pytest.raises(InvalidArgument, match=rf"DictSample: map key {key} could not be read back"):
         DictSample(extra).packed
@@ -422,7 +430,9 @@ def test_dict_sample_refuses_object_arrays_and_non_maps() -> None:
         DictSample.from_bytes(msgpack.packb({"x": buf.getvalue()}))
     with pytest.raises(SampleDecodeError, match="msgpack map"):
         DictSample.from_bytes(msgpack.packb([1, 2]))
-    with pytest.raises(InvalidArgument, match=r"DictSample\(data\) takes a dict of field name -> value, got list \[1, 2\]"):
+    with pytest.raises(
+        InvalidArgument, match=r"DictSample\(data\) takes a dict of field name -> value, got list \[1, 2\]"
+    ):
         DictSample([1, 2])  # type: ignore[arg-type]
 
 

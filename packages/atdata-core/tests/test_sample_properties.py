@@ -1,7 +1,7 @@
 """Property tests: exact pack/unpack round trips for generated sample types, schema
 records as a fixed point, and hostile bytes that only ever raise atdata errors."""
 
-from typing import Any, Optional
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -85,7 +85,7 @@ def test_data_written_with_the_original_class_reads_with_the_generated_one(sampl
 class Target:
     name: str
     count: int
-    score: Optional[float]
+    score: float | None
     image: NDArray
     typed: NDArray[np.float32]
     tags: list[str]

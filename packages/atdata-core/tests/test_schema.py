@@ -5,7 +5,7 @@ import pickle
 import subprocess
 import sys
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ class ImageSample:
     raw: NDArray
     label: str
     tags: list[int]
-    meta: Optional[dict[str, Any]]
+    meta: dict[str, Any] | None
 
 
 def image_sample() -> ImageSample:
@@ -149,22 +149,38 @@ def test_same_fields_ignores_created_at_and_description() -> None:
             "local#ref",
         ),
         (
-            {"name": "X", "version": "1.0.0", "fields": [{"name": "a", "fieldType": {"$type": "local#ndarray", "dtype": "nope"}}]},
+            {
+                "name": "X",
+                "version": "1.0.0",
+                "fields": [{"name": "a", "fieldType": {"$type": "local#ndarray", "dtype": "nope"}}],
+            },
             UnsupportedFieldType,
             "unknown dtype",
         ),
         (
-            {"name": "X", "version": "1.0.0", "fields": [{"name": "a", "fieldType": {"$type": "local#ndarray", "dtype": "O"}}]},
+            {
+                "name": "X",
+                "version": "1.0.0",
+                "fields": [{"name": "a", "fieldType": {"$type": "local#ndarray", "dtype": "O"}}],
+            },
             UnsupportedFieldType,
             "X.a",
         ),
         (
-            {"name": "X", "version": "1.0.0", "fields": [{"name": "a", "fieldType": {"$type": "local#array", "items": {"$type": "local#ndarray"}}}]},
+            {
+                "name": "X",
+                "version": "1.0.0",
+                "fields": [{"name": "a", "fieldType": {"$type": "local#array", "items": {"$type": "local#ndarray"}}}],
+            },
             UnsupportedFieldType,
             "local#array",
         ),
         (
-            {"name": "X", "version": "1.0.0", "fields": [{"name": "a", "fieldType": {"$type": "local#primitive", "primitive": ["str"]}}]},
+            {
+                "name": "X",
+                "version": "1.0.0",
+                "fields": [{"name": "a", "fieldType": {"$type": "local#primitive", "primitive": ["str"]}}],
+            },
             UnsupportedFieldType,
             r"field 'a' has a type descriptor this atdata cannot read: .*\['str'\]",
         ),
@@ -234,7 +250,7 @@ def test_list_of_float_and_bytes_descriptors() -> None:
     @atdata.packable
     class Lists:
         a: list[float]
-        b: Optional[list[bytes]]
+        b: list[bytes] | None
 
     Generated = schema.from_record(schema.to_record(Lists, "0.1.0"))
     assert fields_of(Generated) == (

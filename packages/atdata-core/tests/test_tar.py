@@ -96,8 +96,14 @@ def test_long_names_use_pax_and_gnu_headers(tmp_path: Path) -> None:
 def test_skips_directories_links_and_meta_members(tmp_path: Path) -> None:
     path = tmp_path / "mixed.tar"
     with tarfile.open(path, "w") as tar:
-        for name, kind in [("dir", tarfile.DIRTYPE), ("link.msgpack", tarfile.SYMTYPE), ("__meta__", tarfile.REGTYPE),
-                           ("__x__/y.msgpack", tarfile.REGTYPE), ("noext", tarfile.REGTYPE), ("a.msgpack", tarfile.REGTYPE)]:
+        for name, kind in [
+            ("dir", tarfile.DIRTYPE),
+            ("link.msgpack", tarfile.SYMTYPE),
+            ("__meta__", tarfile.REGTYPE),
+            ("__x__/y.msgpack", tarfile.REGTYPE),
+            ("noext", tarfile.REGTYPE),
+            ("a.msgpack", tarfile.REGTYPE),
+        ]:
             info = tarfile.TarInfo(name)
             info.type = kind
             data = b"payload" if kind == tarfile.REGTYPE else b""
@@ -109,7 +115,9 @@ def test_skips_directories_links_and_meta_members(tmp_path: Path) -> None:
 def _shard(tmp_path: Path, n: int = 4) -> Path:
     path = tmp_path / "good.tar"
     # USTAR: one header block and one data block per member, so offsets are easy to name.
-    write_wds(path, [{"__key__": f"{i:03d}", "msgpack": bytes([i]) * (300 + i)} for i in range(n)], tarfile.USTAR_FORMAT)
+    write_wds(
+        path, [{"__key__": f"{i:03d}", "msgpack": bytes([i]) * (300 + i)} for i in range(n)], tarfile.USTAR_FORMAT
+    )
     return path
 
 
@@ -226,7 +234,9 @@ _run_sample = st.builds(
 )
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None, max_examples=100)
+@settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None, max_examples=100
+)
 @given(
     samples=st.lists(_run_sample, min_size=1, max_size=40),
     fmt=st.sampled_from([tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT]),
@@ -234,7 +244,12 @@ _run_sample = st.builds(
     chunk=st.sampled_from([512, 1536, 4096, 10240, 1 << 20]),
 )
 def test_vectorised_paths_read_and_fail_exactly_as_the_general_walk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, samples: list[dict], fmt: int, damage: tuple[int, int] | None, chunk: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    samples: list[dict],
+    fmt: int,
+    damage: tuple[int, int] | None,
+    chunk: int,
 ) -> None:
     path = tmp_path / "run.tar"
     try:

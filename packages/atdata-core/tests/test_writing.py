@@ -120,7 +120,16 @@ def test_identical_input_gives_identical_bytes() -> None:
 
 @pytest.mark.parametrize(
     "sample",
-    [("a.b", b"x"), ("dir/", b"x"), ("__meta__", b"x"), ("", b"x"), (3, b"x"), ("k", "text"), object(), {"__key__": "k"}],
+    [
+        ("a.b", b"x"),
+        ("dir/", b"x"),
+        ("__meta__", b"x"),
+        ("", b"x"),
+        (3, b"x"),
+        ("k", "text"),
+        object(),
+        {"__key__": "k"},
+    ],
 )
 def test_bad_samples_rejected_and_shard_aborted(sample: Any) -> None:
     log: list[str] = []

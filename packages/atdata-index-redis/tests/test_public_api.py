@@ -28,4 +28,11 @@ def test_documented_imports() -> None:
 def test_cid_module_names() -> None:
     from atdata import cid
 
-    assert set(cid.__all__) == {"ParsedCID", "cid_from_bytes", "encode_dag_cbor", "generate_cid", "parse_cid", "verify_cid"}
+    assert set(cid.__all__) == {
+        "ParsedCID",
+        "cid_from_bytes",
+        "encode_dag_cbor",
+        "generate_cid",
+        "parse_cid",
+        "verify_cid",
+    }

@@ -25,19 +25,25 @@ def _image_sample() -> Any:
     return atdata.packable(cls)
 
 
-@pytest.fixture(params=[pytest.param("fakeredis", marks=pytest.mark.fake), pytest.param("valkey", marks=pytest.mark.real)])
+@pytest.fixture(
+    params=[pytest.param("fakeredis", marks=pytest.mark.fake), pytest.param("valkey", marks=pytest.mark.real)]
+)
 def index(request: pytest.FixtureRequest) -> Iterator[LocalIndex]:
     if request.param == "fakeredis":
         yield LocalIndex(redis=fakeredis.FakeRedis())
         return
-    index = LocalIndex.from_url(request.getfixturevalue("redis_server").url, key_prefix=f"spec-{uuid.uuid4().hex[:12]}:")
+    index = LocalIndex.from_url(
+        request.getfixturevalue("redis_server").url, key_prefix=f"spec-{uuid.uuid4().hex[:12]}:"
+    )
     yield index
     keys = list(index.redis.scan_iter(match=index.key_pattern))
     if keys:
         index.redis.delete(*keys)
 
 
-def test_spec_local_index_and_schema_storage(index: LocalIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spec_local_index_and_schema_storage(
+    index: LocalIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     ImageSample: Any = _image_sample()
     samples = [ImageSample(image=np.full((2, 3), i, dtype=np.uint8), label=f"l{i}") for i in range(20)]

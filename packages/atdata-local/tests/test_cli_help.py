@@ -8,7 +8,6 @@ import pytest
 
 from atdata.local.cli import build_parser, main
 
-
 Command = tuple[tuple[str, ...], argparse.ArgumentParser]
 
 

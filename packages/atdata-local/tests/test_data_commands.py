@@ -21,7 +21,7 @@ from .conftest import write_source
 
 pytestmark = pytest.mark.real
 
-SAMPLE_MODULE = '''
+SAMPLE_MODULE = """
 import atdata
 from numpy.typing import NDArray
 
@@ -30,7 +30,7 @@ class CliPoint:
     features: NDArray
     label: int
     source: str
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -76,8 +76,20 @@ def test_insert_ls_show_schemas_gc_on_a_directory_hive(
     hive = ["--hive-path", str(root / "hive")]
     source = str(root / "src" / "src-{000000..000002}.tar")
     code, result, err = run(
-        capsys, "insert", source, "--name", "pts", "--type", type_spec, "--maxcount", "10",
-        "--metadata", '{"split": "train"}', "--json", *conn, *hive,
+        capsys,
+        "insert",
+        source,
+        "--name",
+        "pts",
+        "--type",
+        type_spec,
+        "--maxcount",
+        "10",
+        "--metadata",
+        '{"split": "train"}',
+        "--json",
+        *conn,
+        *hive,
     )
     assert code == 0, err
     assert result["shards"] == 5 and result["samples"] == 50 and result["bytes"] > 0
@@ -138,13 +150,33 @@ def test_insert_into_s3_with_a_credentials_file(
     env_file.write_text("".join(f"{k}={v}\n" for k, v in s3_server.credentials.items()))
     store = ["--hive-path", f"cli-{uuid.uuid4().hex[:12]}/sets", "--s3-credentials", str(env_file)]
     code, result, err = run(
-        capsys, "insert", str(root / "src" / "src-{000000..000002}.tar"), "--name", "s3pts",
-        "--type", type_spec, "--maxsize", "8KiB", "--cache-local", "--json", *conn, *store,
+        capsys,
+        "insert",
+        str(root / "src" / "src-{000000..000002}.tar"),
+        "--name",
+        "s3pts",
+        "--type",
+        type_spec,
+        "--maxsize",
+        "8KiB",
+        "--cache-local",
+        "--json",
+        *conn,
+        *store,
     )
     assert code == 0, err
     assert result["data_urls"][0].startswith("s3://") and result["shards"] > 1
     code, newer, err = run(
-        capsys, "insert", str(root / "src" / "src-000000.tar"), "--name", "s3pts", "--type", type_spec, "--json", *conn, *store,
+        capsys,
+        "insert",
+        str(root / "src" / "src-000000.tar"),
+        "--name",
+        "s3pts",
+        "--type",
+        type_spec,
+        "--json",
+        *conn,
+        *store,
     )
     assert code == 0, err
     code, rows, _ = run(capsys, "ls", "--json", "--s3-credentials", str(env_file), *conn)
@@ -162,7 +194,9 @@ def test_insert_with_a_schema_ref_instead_of_a_type(
     root, type_spec = workdir
     hive = ["--hive-path", str(root / "hive")]
     source = str(root / "src" / "src-{000000..000002}.tar")
-    code, first, _ = run(capsys, "insert", source, "--name", "a", "--type", type_spec, "--json", "--no-progress", *conn, *hive)
+    code, first, _ = run(
+        capsys, "insert", source, "--name", "a", "--type", type_spec, "--json", "--no-progress", *conn, *hive
+    )
     assert code == 0
     code, second, err = run(
         capsys, "insert", source, "--name", "b", "--schema-ref", first["schema_ref"], "--json", *conn, *hive
@@ -176,8 +210,14 @@ def test_insert_with_a_schema_ref_instead_of_a_type(
     [
         (["show", "nothing-here"], "no dataset named or with CID 'nothing-here'"),
         (["schema", "show", "Nope@1.0.0"], "no schema 'Nope@1.0.0'"),
-        (["insert", "src/src-000000.tar", "--name", "x", "--type", "no_such_module:X"], "cannot import 'no_such_module'"),
-        (["insert", "src/src-000000.tar", "--name", "x", "--type", "json:JSONDecoder"], "is not an @atdata.packable class"),
+        (
+            ["insert", "src/src-000000.tar", "--name", "x", "--type", "no_such_module:X"],
+            "cannot import 'no_such_module'",
+        ),
+        (
+            ["insert", "src/src-000000.tar", "--name", "x", "--type", "json:JSONDecoder"],
+            "is not an @atdata.packable class",
+        ),
         (["insert", "src/src-000000.tar", "--name", "x", "--type", "nocolon"], "use MODULE:CLASS"),
     ],
 )
@@ -225,8 +265,19 @@ def test_insert_from_s3_into_a_directory(
     urls = remote.write_shards(atdata.Dataset(str(root / "src" / "src-{000000..000002}.tar")), prefix="in", maxcount=25)
     pattern = urls[0].replace("--000000.tar", "--{000000..000001}.tar")
     code, result, err = run(
-        capsys, "insert", pattern, "--name", "copied", "--type", type_spec, "--json",
-        "--hive-path", str(root / "hive"), "--s3-credentials", str(env_file), *conn,
+        capsys,
+        "insert",
+        pattern,
+        "--name",
+        "copied",
+        "--type",
+        type_spec,
+        "--json",
+        "--hive-path",
+        str(root / "hive"),
+        "--s3-credentials",
+        str(env_file),
+        *conn,
     )
     assert code == 0, err
     assert result["data_urls"][0].startswith("file://") and result["samples"] == 50

@@ -30,7 +30,9 @@ def test_bucket_and_prefix(hive_path: str, bucket: str, prefix: str) -> None:
     assert hive.key("x.tar") == (f"{prefix}/x.tar" if prefix else "x.tar")
 
 
-def test_plain_relative_string_is_s3_even_if_such_a_directory_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plain_relative_string_is_s3_even_if_such_a_directory_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "bucket" / "prefix").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     assert isinstance(parse_hive_path("bucket/prefix", None).store, S3DataStore)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import http.server
 import json
 import socket
-import threading
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,9 +112,7 @@ def test_up_reuses_a_server_it_did_not_start_and_down_leaves_it(
         assert theirs.process is not None and theirs.process.running()
 
 
-def test_status_of_stopped_servers_says_where_the_data_lives(
-    home: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_status_of_stopped_servers_says_where_the_data_lives(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ports = ["--redis-port", str(free_port()), "--s3-port", str(free_port())]
     code, entries, _ = run(capsys, "local", "status", "--json", *ports)
     assert code == 0
@@ -124,9 +122,7 @@ def test_status_of_stopped_servers_says_where_the_data_lives(
     assert "stopped" in text and str(home.resolve() / "s3") in text
 
 
-def test_port_taken_by_another_program_is_one_line_error(
-    home: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_port_taken_by_another_program_is_one_line_error(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()

@@ -55,7 +55,9 @@ def test_insert_reads_back_same_samples_in_order(disk_repo: Repo, source: atdata
 
 
 @pytest.mark.parametrize(("maxcount", "maxsize", "shards"), [(10, None, 10), (None, 20_000, None), (1000, None, 1)])
-def test_shard_limits(disk_repo: Repo, source: atdata.Dataset[Point], maxcount: int | None, maxsize: int | None, shards: int | None) -> None:
+def test_shard_limits(
+    disk_repo: Repo, source: atdata.Dataset[Point], maxcount: int | None, maxsize: int | None, shards: int | None
+) -> None:
     _, stored = disk_repo.insert(source, name="split", maxcount=maxcount, maxsize=maxsize)
     if shards is not None:
         assert len(stored.shard_list) == shards
@@ -88,16 +90,19 @@ def test_different_shard_limits_are_different_content(disk_repo: Repo, source: a
     assert disk_repo.index.get_entry_by_name("points").cid == b.cid
 
 
-def test_dataset_metadata_is_stored_next_to_the_shards(disk_repo: Repo, tmp_path: Path, source: atdata.Dataset[Point]) -> None:
+def test_dataset_metadata_is_stored_next_to_the_shards(
+    disk_repo: Repo, tmp_path: Path, source: atdata.Dataset[Point]
+) -> None:
     meta = tmp_path / "meta.msgpack"
     meta.write_bytes(msgpack.packb({"split": "train", "n": 100}))
     with_meta = atdata.Dataset[Point](source.url, metadata_url=str(meta))
     entry, stored = disk_repo.insert(with_meta, name="m", metadata={"owner": "me"})
     assert entry.metadata == {"owner": "me"}
     assert stored.metadata_url is not None and stored.metadata_url.endswith("--metadata.msgpack")
-    assert Path(atdata.openers.local_path(stored.metadata_url) or "").parent == Path(
-        atdata.openers.local_path(stored.shard_list[0]) or ""
-    ).parent
+    assert (
+        Path(atdata.openers.local_path(stored.metadata_url) or "").parent
+        == Path(atdata.openers.local_path(stored.shard_list[0]) or "").parent
+    )
     assert stored.metadata == {"split": "train", "n": 100}
     # Same shards with other dataset metadata is other content.
     meta.write_bytes(msgpack.packb({"split": "val"}))
@@ -105,7 +110,9 @@ def test_dataset_metadata_is_stored_next_to_the_shards(disk_repo: Repo, tmp_path
     assert other.cid != entry.cid
 
 
-def test_metadata_that_is_not_a_msgpack_map_is_refused(disk_repo: Repo, tmp_path: Path, source: atdata.Dataset[Point]) -> None:
+def test_metadata_that_is_not_a_msgpack_map_is_refused(
+    disk_repo: Repo, tmp_path: Path, source: atdata.Dataset[Point]
+) -> None:
     meta = tmp_path / "meta.msgpack"
     meta.write_bytes(msgpack.packb([1, 2, 3]))
     with pytest.raises(InvalidArgument, match="msgpack map"):
@@ -154,7 +161,9 @@ def test_schema_ref_must_match_the_sample_fields(disk_repo: Repo, source: atdata
         ({"name": "ok", "cache_local": "yes"}, "cache_local"),
     ],
 )
-def test_bad_arguments_write_nothing(disk_repo: Repo, source: atdata.Dataset[Point], kwargs: dict[str, Any], match: str) -> None:
+def test_bad_arguments_write_nothing(
+    disk_repo: Repo, source: atdata.Dataset[Point], kwargs: dict[str, Any], match: str
+) -> None:
     with pytest.raises(InvalidArgument, match=match):
         disk_repo.insert(source, **kwargs)
     # Not even the hive's owner record or the schema: arguments are checked before any write.
@@ -203,7 +212,9 @@ def test_a_failed_insert_closes_the_source_stream(disk_repo: Repo) -> None:
     assert list(disk_repo.store.list_objects()) == []
 
 
-def test_index_failure_removes_everything_written(disk_repo: Repo, source: atdata.Dataset[Point], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_failure_removes_everything_written(
+    disk_repo: Repo, source: atdata.Dataset[Point], monkeypatch: pytest.MonkeyPatch
+) -> None:
     disk_repo.index.publish_schema(Point, version=None)
 
     def down(*args: Any, **kwargs: Any) -> Any:
@@ -216,7 +227,9 @@ def test_index_failure_removes_everything_written(disk_repo: Repo, source: atdat
     assert disk_repo.index.all_entries == []
 
 
-def test_index_write_that_landed_before_failing_keeps_the_data(disk_repo: Repo, source: atdata.Dataset[Point], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_write_that_landed_before_failing_keeps_the_data(
+    disk_repo: Repo, source: atdata.Dataset[Point], monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_add = disk_repo.index.add_entry
 
     def lands_then_fails(*args: Any, **kwargs: Any) -> Any:
@@ -240,7 +253,9 @@ def test_source_failure_mid_write_leaves_nothing(disk_repo: Repo, tmp_path: Path
     assert disk_repo.index.all_entries == []
 
 
-def test_store_failure_is_a_store_error_and_leaves_nothing(disk_repo: Repo, source: atdata.Dataset[Point], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_failure_is_a_store_error_and_leaves_nothing(
+    disk_repo: Repo, source: atdata.Dataset[Point], monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = disk_repo.store.write_bytes
 
     def fail_metadata(key: str, data: bytes) -> str:
@@ -325,10 +340,11 @@ def test_the_index_hint_works(disk_repo: Repo, source: atdata.Dataset[Point], tm
     assert index.get_entry_by_name("via-hint") == entry
 
 
-
 def test_a_hive_belongs_to_one_index(disk_repo: Repo, source: atdata.Dataset[Point], redis_server: Any) -> None:
     disk_repo.insert(source, name="mine")
-    stranger = Repo(hive_path=str(disk_repo.store.root), redis=redis_server.url, key_prefix=disk_repo.index.key_prefix + "x:")  # type: ignore[attr-defined]
+    stranger = Repo(
+        hive_path=str(disk_repo.store.root), redis=redis_server.url, key_prefix=disk_repo.index.key_prefix + "x:"
+    )  # type: ignore[attr-defined]
     with pytest.raises(InvalidArgument, match="belongs to the index with key_prefix="):
         stranger.insert(source, name="theirs")
     with pytest.raises(InvalidArgument, match="refusing gc"):

@@ -43,7 +43,9 @@ def test_dict_without_endpoint_means_aws() -> None:
 
 
 def test_endpoint_without_region_gets_a_signing_region() -> None:
-    creds = load_credentials({"AWS_ENDPOINT": "http://127.0.0.1:1", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+    creds = load_credentials(
+        {"AWS_ENDPOINT": "http://127.0.0.1:1", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
+    )
     assert creds.client_kwargs()["region_name"] == "us-east-1"
 
 

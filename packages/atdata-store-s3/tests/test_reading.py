@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import uuid
 import weakref
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from moto import mock_aws
@@ -102,9 +102,7 @@ def test_a_dropped_store_releases_its_client() -> None:
     assert [client() is None for client in clients] == [True, True, False]
 
 
-def test_read_with_no_credentials_says_how_to_provide_them(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_read_with_no_credentials_says_how_to_provide_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A new process reading an s3:// entry URL with no AWS_* variables learns the fix."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)

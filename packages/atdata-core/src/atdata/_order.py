@@ -90,7 +90,9 @@ class Plan:
     epoch: int
 
     @classmethod
-    def make(cls, shards: list[str], *, shuffle: bool, pool_shards: int, buffer_size: int, seed: int, epoch: int) -> Plan:
+    def make(
+        cls, shards: list[str], *, shuffle: bool, pool_shards: int, buffer_size: int, seed: int, epoch: int
+    ) -> Plan:
         order = list(shards)
         if shuffle:
             random.Random(derive_seed(seed, epoch, "shards")).shuffle(order)

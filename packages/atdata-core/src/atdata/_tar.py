@@ -267,7 +267,9 @@ class ShardWalker:
                         break
                     if start + size > end:
                         error = self._error(
-                            pos, f"member {name!r} is truncated: {size} bytes declared, {max(end - start, 0)} present", last
+                            pos,
+                            f"member {name!r} is truncated: {size} bytes declared, {max(end - start, 0)} present",
+                            last,
                         )
                         break
                 pos, last = nxt, name
@@ -552,7 +554,9 @@ def _checksums_ok(headers: np.ndarray) -> np.ndarray:
     """
     # Sums wrap at 2**16 (uint16 sums run fastest): a corrupted byte shifts a sum by 1..255,
     # which no wrap hides.
-    sums = headers.sum(axis=1, dtype=np.uint16).astype(np.int64) - headers[:, 148:156].sum(axis=1, dtype=np.int64) + 8 * 32
+    sums = (
+        headers.sum(axis=1, dtype=np.uint16).astype(np.int64) - headers[:, 148:156].sum(axis=1, dtype=np.int64) + 8 * 32
+    )
     stored = (headers[:, 148:154].astype(np.int64) - 48) @ _OCTAL_WEIGHTS
     return ((stored - sums) & 0xFFFF) == 0
 
@@ -674,9 +678,13 @@ def _fixed_stride(a: np.ndarray) -> tuple[int, int, np.ndarray] | None:
             (pax_heads[:, 156] == 120)
             & (pax_heads[:, 135] == 0)
             & ((pax_digits >= 0) & (pax_digits <= 7)).all(axis=1)
-            & (pax_sizes >= 10) & (pax_sizes <= 99)
+            & (pax_sizes >= 10)
+            & (pax_sizes <= 99)
             & ((body[:, 0] - 48) * 10 + (body[:, 1] - 48) == pax_sizes)
-            & (body[:, 0] >= 49) & (body[:, 0] <= 57) & (body[:, 1] >= 48) & (body[:, 1] <= 57)
+            & (body[:, 0] >= 49)
+            & (body[:, 0] <= 57)
+            & (body[:, 1] >= 48)
+            & (body[:, 1] <= 57)
             & (body[:, 2:9] == _MTIME).all(axis=1)
         )
     run = int(np.argmin(ok)) if not ok.all() else units
@@ -707,7 +715,10 @@ def _chained(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     body = a[p + 1, :9]
     pax[p] = (
         ((body[:, 0] - 48) * 10 + (body[:, 1] - 48) == size[p])
-        & (body[:, 0] >= 49) & (body[:, 0] <= 57) & (body[:, 1] >= 48) & (body[:, 1] <= 57)
+        & (body[:, 0] >= 49)
+        & (body[:, 0] <= 57)
+        & (body[:, 1] >= 48)
+        & (body[:, 1] <= 57)
         & (body[:, 2:9] == _MTIME).all(axis=1)
     )
     # Each unit (optional PAX header, then the member) starting at block b: its member's

@@ -90,4 +90,3 @@ class SampleBatch(Generic[T]):
             for name, col in self._columns.items()
         )
         return f"SampleBatch[{self.sample_type.__name__}]({self._len} samples: {shapes})"
-

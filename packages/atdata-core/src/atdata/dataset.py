@@ -154,8 +154,14 @@ class Dataset(Generic[T]):
             initialised, else the whole dataset.
         """
         return self._new_loader(
-            shuffle=False, batch_size=batch_size, drop_last=drop_last, seed=None,
-            buffer_size=1, pool_shards=1, rank=rank, world_size=world_size,
+            shuffle=False,
+            batch_size=batch_size,
+            drop_last=drop_last,
+            seed=None,
+            buffer_size=1,
+            pool_shards=1,
+            rank=rank,
+            world_size=world_size,
         )
 
     def shuffled(
@@ -191,8 +197,14 @@ class Dataset(Generic[T]):
             As for :meth:`ordered`.
         """
         return self._new_loader(
-            shuffle=True, batch_size=batch_size, drop_last=drop_last, seed=seed,
-            buffer_size=buffer_size, pool_shards=pool_shards, rank=rank, world_size=world_size,
+            shuffle=True,
+            batch_size=batch_size,
+            drop_last=drop_last,
+            seed=seed,
+            buffer_size=buffer_size,
+            pool_shards=pool_shards,
+            rank=rank,
+            world_size=world_size,
         )
 
     def raw_samples(self) -> Iterator[tuple[str, bytes]]:
@@ -324,7 +336,12 @@ class Loader(Generic[T]):
 
         ``DataLoader`` workers are found automatically; this is for other process pools.
         """
-        if not (isinstance(num_workers, int) and num_workers >= 1 and isinstance(worker_id, int) and 0 <= worker_id < num_workers):
+        if not (
+            isinstance(num_workers, int)
+            and num_workers >= 1
+            and isinstance(worker_id, int)
+            and 0 <= worker_id < num_workers
+        ):
             raise InvalidArgument(f"worker_id must be in 0..num_workers-1, got {worker_id!r} of {num_workers!r}")
         rank, world = self._rank()
         return self._epoch(rank * num_workers + worker_id, world * num_workers)
@@ -362,8 +379,12 @@ class Loader(Generic[T]):
         """
         _check_state(state)
         mode = "shuffled" if self.shuffle else "ordered"
-        mine = {"mode": mode, "buffer_size": self.buffer_size, "pool_shards": self.pool_shards,
-                "num_shards": len(self.dataset.shard_list)}
+        mine = {
+            "mode": mode,
+            "buffer_size": self.buffer_size,
+            "pool_shards": self.pool_shards,
+            "num_shards": len(self.dataset.shard_list),
+        }
         if self.shuffle:
             mine["seed"] = self.seed
         diff = {k: (state[k], v) for k, v in mine.items() if state[k] != v}
@@ -371,7 +392,9 @@ class Loader(Generic[T]):
             diff.pop("seed", None)
         if diff:
             shown = ", ".join(f"{k}: saved {a!r}, this loader {b!r}" for k, (a, b) in diff.items())
-            raise InvalidArgument(f"state_dict does not fit this loader ({shown}); make the loader with the saved values")
+            raise InvalidArgument(
+                f"state_dict does not fit this loader ({shown}); make the loader with the saved values"
+            )
         self.seed = state["seed"]
         self.epoch = state["epoch"]
         self._progress = {int(pool): int(count) for pool, count in state["progress"]}
@@ -560,14 +583,25 @@ def _url_finder(sources: list[tuple[int, Run, int]]) -> Callable[[int], str]:
 
 def _check_state(state: Any) -> None:
     required = (
-        "version", "mode", "seed", "epoch", "buffer_size", "pool_shards", "num_shards", "progress", "done", "finished"
+        "version",
+        "mode",
+        "seed",
+        "epoch",
+        "buffer_size",
+        "pool_shards",
+        "num_shards",
+        "progress",
+        "done",
+        "finished",
     )
     if not isinstance(state, dict) or any(k not in state for k in required):
         raise InvalidArgument(
             f"not an atdata loader state (expected a dict with keys {list(required)}), got {state!r:.200}"
         )
     if state["version"] != STATE_VERSION:
-        raise InvalidArgument(f"loader state version {state['version']!r} is not supported (this atdata writes {STATE_VERSION})")
+        raise InvalidArgument(
+            f"loader state version {state['version']!r} is not supported (this atdata writes {STATE_VERSION})"
+        )
 
 
 def _positive(name: str, value: Any, allow_none: bool = False) -> None:

@@ -77,7 +77,9 @@ class AbstractIndex(abc.ABC):
         """Remove an entry and its name mapping; raises ``EntryNotFound``."""
 
     @abc.abstractmethod
-    def publish_schema(self, sample_type: type, *, version: str | None = "1.0.0", description: str | None = None) -> str:
+    def publish_schema(
+        self, sample_type: type, *, version: str | None = "1.0.0", description: str | None = None
+    ) -> str:
         """Store the schema of ``sample_type``; returns its schema ref."""
 
     @abc.abstractmethod

@@ -121,9 +121,7 @@ class PackableSample:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return all(
-            _values_equal(getattr(self, spec.name), getattr(other, spec.name)) for spec in fields_of(type(self))
-        )
+        return all(_values_equal(getattr(self, spec.name), getattr(other, spec.name)) for spec in fields_of(type(self)))
 
     __hash__ = None  # type: ignore[assignment]  # mutable, like a default dataclass
 
@@ -543,7 +541,9 @@ def _compile(cls: type, specs: tuple[FieldSpec, ...]) -> tuple[Callable[[Any], A
     if _uses_slots(cls, specs):
         dec += ["    o = _new(_cls)"] + [f"    _set(o, {s.name!r}, v{i})" for i, s in enumerate(specs)]
     else:
-        dec += ["    o = _new(_cls)", "    od = o.__dict__"] + [f"    od[{s.name!r}] = v{i}" for i, s in enumerate(specs)]
+        dec += ["    o = _new(_cls)", "    od = o.__dict__"] + [
+            f"    od[{s.name!r}] = v{i}" for i, s in enumerate(specs)
+        ]
     dec.append("    return o")
     pack_map = ", ".join(f"{s.name!r}: v{i}" for i, s in enumerate(specs))
     pack += [

@@ -25,7 +25,7 @@ import keyword
 import re
 import typing
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Optional
 
 import numpy as np
@@ -158,7 +158,7 @@ def to_record(sample_type: type, version: str, description: str | None = None) -
         "version": version,
         "fields": [_field_to_json(spec) for spec in fields],
         "description": description,
-        "createdAt": datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "createdAt": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
     }
 
 
@@ -294,7 +294,8 @@ def _annotation(spec: FieldSpec) -> Any:
         annotation = list[PRIMITIVE_KINDS[spec.items.kind]]  # type: ignore[index, valid-type, name-defined]
     else:
         annotation = dict[str, Any]
-    return Optional[annotation] if spec.optional else annotation
+    # typing.Optional, not `X | None`: the generated class must match what users write by hand
+    return Optional[annotation] if spec.optional else annotation  # noqa: UP045
 
 
 def _canonical(record: dict[str, Any]) -> dict[str, Any]:

@@ -47,8 +47,7 @@ def expand_urls(url: str | Sequence[str]) -> list[str]:
             shards.extend(braceexpand.braceexpand(pattern))
         except braceexpand.UnbalancedBracesError as exc:  # type: ignore[attr-defined]  # not in its stub
             raise UnsupportedURL(
-                f"malformed brace pattern in dataset URL {pattern!r}: {exc}. "
-                f"Use e.g. 'data-{{000000..000009}}.tar'."
+                f"malformed brace pattern in dataset URL {pattern!r}: {exc}. Use e.g. 'data-{{000000..000009}}.tar'."
             ) from exc
     return shards
 

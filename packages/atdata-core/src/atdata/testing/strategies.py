@@ -34,7 +34,12 @@ PRIMITIVES: dict[type, st.SearchStrategy[Any]] = {
 }
 #: Nested msgpack-able values: the contents of a ``dict[str, Any]`` field.
 JSONISH = st.recursive(
-    st.none() | st.booleans() | PRIMITIVES[int] | st.floats(allow_nan=False) | st.text(max_size=6) | st.binary(max_size=8),
+    st.none()
+    | st.booleans()
+    | PRIMITIVES[int]
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6)
+    | st.binary(max_size=8),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
     max_leaves=8,
 )
@@ -94,7 +99,7 @@ def _field(draw: st.DrawFn) -> tuple[Any, st.SearchStrategy[Any]]:
     else:
         annotation, values = dict[str, Any], st.dictionaries(st.text(max_size=6), JSONISH, max_size=3)
     if draw(st.booleans()):
-        return Optional[annotation], st.none() | values
+        return Optional[annotation], st.none() | values  # noqa: UP045 (the spelling users write)
     return annotation, values
 
 

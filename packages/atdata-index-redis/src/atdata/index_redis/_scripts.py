@@ -93,7 +93,9 @@ if not is_newest(cid, name) then
   detach(cid, redis.call('HGET', B .. 'entry:' .. cid, 'name'))
   attach(cid, name)
 end
-return redis.call(""" + _HMGET + """)
+return redis.call("""
+    + _HMGET
+    + """)
 """
 )
 

@@ -87,4 +87,3 @@ def parse_hive_path(
     if not bucket:
         raise InvalidArgument(f"hive_path={hive_path!r} names no bucket: pass 'bucket/prefix'")
     return Hive(S3DataStore(s3_credentials, bucket), prefix.strip("/"))
-

@@ -64,4 +64,3 @@ class InsertProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-

@@ -138,7 +138,7 @@ class Repo:
             self.index = LocalIndex(redis=redis, **index_kwargs)
         # Build the client now (redis-py connects only on the first command), so an
         # unknown connection keyword or a malformed URL fails here, not at first insert.
-        self.index.redis
+        self.index.redis  # noqa: B018
 
     @property
     def store(self) -> AbstractDataStore:
@@ -214,7 +214,11 @@ class Repo:
             sample_type, schema_ref = self._resolve_schema(dataset, schema_ref)  # the first write, as documented
             self._claim_hive()
             meta_bytes = _dataset_metadata(dataset)
-            tracker = progress if isinstance(progress, InsertProgress) else InsertProgress(bar=bool(progress), description=name)
+            tracker = (
+                progress
+                if isinstance(progress, InsertProgress)
+                else InsertProgress(bar=bool(progress), description=name)
+            )
             try:
                 shards = self.store.write_shards(
                     tracker.count(samples),
@@ -265,11 +269,15 @@ class Repo:
                 "schema_ref": schema_ref,
                 "data_urls": urls,
                 "metadata_url": metadata_url,
-                "shards": [{"url": str(s), "sha256": s.sha256, "size": s.size, "num_samples": s.num_samples} for s in shards],  # type: ignore[attr-defined]
+                "shards": [
+                    {"url": str(s), "sha256": s.sha256, "size": s.size, "num_samples": s.num_samples} for s in shards
+                ],  # type: ignore[attr-defined]
             }
             written.append(self._hive.key(f"content/{digest}--{run}.json"))
             self.store.write_bytes(written[-1], json.dumps(record, indent=1).encode())
-        stored: atdata.Dataset[Any] = atdata.Dataset(urls[0] if len(urls) == 1 else urls, metadata_url, sample_type=sample_type)
+        stored: atdata.Dataset[Any] = atdata.Dataset(
+            urls[0] if len(urls) == 1 else urls, metadata_url, sample_type=sample_type
+        )
         try:
             entry = self.index.add_entry(stored, name=name, schema_ref=schema_ref, metadata=metadata)
         except BaseException as exc:
@@ -332,7 +340,9 @@ class Repo:
     def _resolve_schema(self, dataset: Any, schema_ref: str | None) -> tuple[type, str]:
         """The stored dataset's sample type and the (published) schema ref of the insert."""
         sample_type: Any = getattr(dataset, "sample_type", None)
-        packable = isinstance(sample_type, type) and issubclass(sample_type, PackableSample) and sample_type is not DictSample
+        packable = (
+            isinstance(sample_type, type) and issubclass(sample_type, PackableSample) and sample_type is not DictSample
+        )
         if schema_ref is None:
             if not packable:
                 raise InvalidArgument(
@@ -544,4 +554,3 @@ def _content_digest(schema_ref: str, shards: list[Any], meta_bytes: bytes | None
         "metadata": hashlib.sha256(meta_bytes).hexdigest() if meta_bytes is not None else None,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-

@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import Any, Literal, cast
 
 import redis
+
 from atdata.errors import InvalidArgument, LocalServerError
 
 from ._process import (

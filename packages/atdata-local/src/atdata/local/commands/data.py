@@ -39,7 +39,7 @@ _EXAMPLES = {
     "insert": (
         "atdata insert 'data-{000000..000009}.tar' --name train-v1 --type mymodule:ImageSample",
         "atdata insert s3://bucket/raw/data-000000.tar --name train-v2 --schema-ref "
-        "local://schemas/mymodule.ImageSample@1.0.0 --maxcount 10000 --metadata '{\"split\": \"train\"}'",
+        'local://schemas/mymodule.ImageSample@1.0.0 --maxcount 10000 --metadata \'{"split": "train"}\'',
     ),
     "rm": ("atdata rm train-v1", "atdata rm bafyrei..."),
     "gc": ("atdata gc --dry-run", "atdata gc --grace 2h"),
@@ -104,12 +104,21 @@ def register(subparsers: Any) -> None:
         help="the sample class, e.g. mymodule:ImageSample (importable from the current directory)",
     )
     kind.add_argument("--schema-ref", help="a published schema ref instead of a class (see `atdata schemas`)")
-    insert.add_argument("--maxcount", type=_size, default=DEFAULT_MAXCOUNT, help="samples per shard (default: %(default)s)")
     insert.add_argument(
-        "--maxsize", type=_size, default=DEFAULT_MAXSIZE, help="bytes per shard, e.g. 500M or 1GiB (default: %(default)s)"
+        "--maxcount", type=_size, default=DEFAULT_MAXCOUNT, help="samples per shard (default: %(default)s)"
     )
-    insert.add_argument("--cache-local", action="store_true", help="write each shard to a local temp file, then upload it")
-    insert.add_argument("--metadata", type=_json_object, help="entry metadata as a JSON object, e.g. '{\"split\": \"train\"}'")
+    insert.add_argument(
+        "--maxsize",
+        type=_size,
+        default=DEFAULT_MAXSIZE,
+        help="bytes per shard, e.g. 500M or 1GiB (default: %(default)s)",
+    )
+    insert.add_argument(
+        "--cache-local", action="store_true", help="write each shard to a local temp file, then upload it"
+    )
+    insert.add_argument(
+        "--metadata", type=_json_object, help='entry metadata as a JSON object, e.g. \'{"split": "train"}\''
+    )
     insert.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_store_options(insert)
 
@@ -187,7 +196,7 @@ def _json_object(text: str) -> dict[str, Any]:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object such as '{\"split\": \"train\"}'")
+        raise argparse.ArgumentTypeError('must be a JSON object such as \'{"split": "train"}\'')
     return value
 
 
@@ -349,7 +358,10 @@ def _rm(args: argparse.Namespace, out: Output) -> int:
     index = make_index(args)
     entry = resolve_entry(index, args.ref)
     index.remove_entry(entry.cid)
-    out.emit({"removed": entry.cid, "name": entry.name}, f"removed {entry.name!r} ({entry.cid}); `atdata gc` frees its shards")
+    out.emit(
+        {"removed": entry.cid, "name": entry.name},
+        f"removed {entry.name!r} ({entry.cid}); `atdata gc` frees its shards",
+    )
     return 0
 
 

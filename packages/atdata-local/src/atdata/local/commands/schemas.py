@@ -67,7 +67,9 @@ def find_schema(index: LocalIndex, ref: str) -> dict[str, Any]:
         if version:
             return index.get_schema(f"{SCHEMA_REF_PREFIX}{ref}")
         return index.get_latest_schema(name)
-    matches = [r for r in index.list_schemas() if r.get("name") == name and (not version or r.get("version") == version)]
+    matches = [
+        r for r in index.list_schemas() if r.get("name") == name and (not version or r.get("version") == version)
+    ]
     if not matches:
         raise SchemaNotFound(f"no schema {ref!r} in {index!r}; `atdata schemas` lists them")
     return max(matches, key=lambda r: _semver(r.get("version", "0.0.0")))
