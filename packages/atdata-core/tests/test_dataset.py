@@ -15,7 +15,7 @@ import webdataset as wds
 from numpy.typing import NDArray
 
 import atdata
-from atdata._tar import iter_blocks
+from atdata._read.shard import iter_chunks
 from atdata.dataset import Loader, merge_state_dicts
 from atdata.errors import InvalidArgument, SampleDecodeError, ShardError, UnsupportedURL
 
@@ -253,7 +253,7 @@ def test_ranks_and_faked_torch_workers(
 
     data.IterableDataset = abc.ABCMeta("IterableDataset", (), {})
     monkeypatch.setitem(sys.modules, "torch.utils.data", data)
-    monkeypatch.setattr(atdata.dataset, "_registered", False)
+    monkeypatch.setattr(atdata._read.loader, "_registered", False)
     whole = labels(dataset.shuffled(seed=5, buffer_size=10, pool_shards=1, batch_size=4))
     seen = []
     for rank in range(2):
@@ -474,8 +474,8 @@ def test_runs_of_one_layout_are_cut_into_batches_exactly(tmp_path: Path) -> None
         features=np.full(4, 150, np.float32), label=200, source="ca"
     )  # same length, other layout
     ds = atdata.Dataset[FixedSample](write_shards(tmp_path, samples, 100, "fixed"))
-    blocks = [block for url in ds.shard_list for block in iter_blocks(url)]
-    assert all(block.rows is not None for block in blocks)  # one size: the walker gives the byte matrix
+    chunks = [chunk for url in ds.shard_list for chunk in iter_chunks(url)]
+    assert all(chunk.rows is not None for chunk in chunks)  # one size: the walker gives the byte matrix
     expected = list(ds.ordered())
     assert expected == samples
     for size in (1, 7, 32, 100, 230):

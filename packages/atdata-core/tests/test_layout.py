@@ -1,4 +1,4 @@
-"""Batches cut by byte layout (atdata._layout) equal the general decoding path exactly.
+"""Batches cut by byte layout (atdata._read.layout) equal the general decoding path exactly.
 
 The layout path only ever runs on batches whose samples all have one length, so the
 property test draws values from small sets whose msgpack encodings collide in length
@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import atdata
-from atdata._columns import Decoder
-from atdata._layout import Layout, layout_of
+from atdata._read.columns import Decoder
+from atdata._read.layout import Layout, layout_of
 from atdata.errors import SampleDecodeError
 from atdata.testing.strategies import sample_types
 

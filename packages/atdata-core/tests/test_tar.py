@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from webdataset.tariterators import tarfile_samples
 
 from atdata import register_opener
-from atdata._tar import iter_blocks
+from atdata._read.shard import iter_chunks
 from atdata.errors import ShardError
 
 _MEMORY: dict[str, bytes] = {}
@@ -23,8 +23,8 @@ register_opener("memtest", lambda url: io.BytesIO(_MEMORY[url]))
 
 
 def ours(url: str, chunk: int | None = None) -> list[tuple[str, bytes]]:
-    blocks = iter_blocks(url) if chunk is None else iter_blocks(url, chunk)
-    return [(key, bytes(view)) for block in blocks for key, view in zip(block.keys, block.views)]
+    found = iter_chunks(url) if chunk is None else iter_chunks(url, chunk)
+    return [(key, bytes(view)) for part in found for key, view in zip(part.keys, part.views)]
 
 
 def reference(path: Path) -> list[tuple[str, bytes]]:
@@ -132,8 +132,8 @@ def test_truncated_anywhere_raises_shard_error_after_the_complete_samples(tmp_pa
         path.write_bytes(data[:cut])
         got: list[tuple[str, bytes]] = []
         with pytest.raises(ShardError, match=r"cut\.tar") as excinfo:
-            for block in iter_blocks(str(path)):
-                got += [(k, bytes(v)) for k, v in zip(block.keys, block.views)]
+            for part in iter_chunks(str(path)):
+                got += [(k, bytes(v)) for k, v in zip(part.keys, part.views)]
         assert got == full[: len(got)]
         complete = sum(1 for end in data_ends if cut >= end)
         assert len(got) == complete, (cut, got)
@@ -147,8 +147,8 @@ def test_corrupt_header_raises_naming_shard_offset_and_member(tmp_path: Path) ->
     path.write_bytes(bytes(data))
     got = []
     with pytest.raises(ShardError) as excinfo:
-        for block in iter_blocks(str(path)):
-            got += block.keys
+        for part in iter_chunks(str(path)):
+            got += part.keys
     assert got == ["000", "001"]
     message = str(excinfo.value)
     assert "bad.tar" in message and "checksum" in message and "byte 2048" in message and "'001.msgpack'" in message
@@ -164,8 +164,8 @@ def test_same_error_point_whatever_the_buffer_size(tmp_path: Path) -> None:
     for chunk in (512, 1024, 3000, 1 << 20):
         got = []
         with pytest.raises(ShardError) as excinfo:
-            for block in iter_blocks("memtest://corrupt.tar", chunk):
-                got += block.keys
+            for part in iter_chunks("memtest://corrupt.tar", chunk):
+                got += part.keys
         outcomes.add((tuple(got), str(excinfo.value)))
     assert len(outcomes) == 1
     assert next(iter(outcomes))[0] == ("000", "001", "002")
@@ -212,10 +212,10 @@ def walk_all(url: str, chunk: int | None = None) -> tuple[list[tuple[str, bytes]
     """Every sample up to the error, and the error's message (None if the shard is whole)."""
     got: list[tuple[str, bytes]] = []
     try:
-        for block in iter_blocks(url) if chunk is None else iter_blocks(url, chunk):
-            got += [(k, bytes(v)) for k, v in zip(block.keys, block.views)]
-            if block.rows is not None:  # the byte matrix of one-size samples holds the same bytes
-                assert [row.tobytes() for row in block.rows] == [bytes(v) for v in block.views]
+        for part in iter_chunks(url) if chunk is None else iter_chunks(url, chunk):
+            got += [(k, bytes(v)) for k, v in zip(part.keys, part.views)]
+            if part.rows is not None:  # the byte matrix of one-size samples holds the same bytes
+                assert [row.tobytes() for row in part.rows] == [bytes(v) for v in part.views]
     except ShardError as exc:
         return got, str(exc)
     return got, None
@@ -264,7 +264,7 @@ def test_vectorised_paths_read_and_fail_exactly_as_the_general_walk(
     _MEMORY[url] = bytes(data)
     fast = [walk_all(url), walk_all(url, chunk)]
     with monkeypatch.context() as patched:
-        patched.setattr("atdata._tar._fast_prefix", lambda buf, key: None)
+        patched.setattr("atdata._read.tarwalk.fast_prefix", lambda buf, key: None)
         general = walk_all(url)
     assert fast == [general, general]
     if damage is None and general[1] is None:
@@ -272,7 +272,7 @@ def test_vectorised_paths_read_and_fail_exactly_as_the_general_walk(
 
 
 def test_sample_views_are_made_on_demand_and_agree_every_way() -> None:
-    from atdata._tar import SampleViews
+    from atdata._read.tarwalk import SampleViews
 
     data = memoryview(bytes(range(100)))
     starts, ends = [0, 10, 40, 90], [5, 30, 41, 100]

@@ -2,7 +2,7 @@
 
 A training step wants one array per field, not a list of objects: ``batch.features``
 is a single ``(batch, *shape)`` array that can go to the accelerator in one copy. The
-reader (:mod:`atdata._columns`) fills the columns straight from the shard bytes, so a
+reader (:mod:`atdata._read.columns`) fills the columns straight from the shard bytes, so a
 batch never holds per-sample objects unless you iterate over it.
 """
 

@@ -15,7 +15,7 @@ has the layout's fixed bytes, and every value whose type byte is also its value
 as UTF-8. Anything else (another field order, a missing or extra key, a value of a
 type the field does not hold as is, nested values) makes :func:`layout_of` None or
 :meth:`Layout.fits` false (a string that is not UTF-8: :meth:`Layout.cut` None), and
-the batch takes the general path in :mod:`atdata._columns`, so the result and every
+the batch takes the general path in :mod:`atdata._read.columns`, so the result and every
 error are exactly that path's.
 """
 
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _npy
-from ._fields import FieldSpec
+from .. import _npy
+from .._fields import FieldSpec
 
 __all__ = ["Layout", "layout_of"]
 
@@ -141,7 +141,7 @@ class _Learner:
             return None
         return Layout(
             length=len(data),
-            fixed=tuple((start, end, data[start:end]) for start, end in _runs(self.fixed)),
+            fixed=tuple((start, end, data[start:end]) for start, end in _spans(self.fixed)),
             tiny=tuple((offset, bytes(range(low, high + 1))) for offset, low, high in self.tiny),
             columns_of=self.columns_of,
         )
@@ -222,8 +222,8 @@ class _Learner:
         return end, _arrays(start + header.offset, header)
 
 
-def _runs(offsets: list[int]) -> list[tuple[int, int]]:
-    """``[start, end)`` of each run of consecutive offsets (given in increasing order)."""
+def _spans(offsets: list[int]) -> list[tuple[int, int]]:
+    """``[start, end)`` of each span of consecutive offsets (given in increasing order)."""
     runs: list[tuple[int, int]] = []
     for offset in offsets:
         if runs and runs[-1][1] == offset:

@@ -27,8 +27,8 @@ from operator import itemgetter
 
 import numpy as np
 
-from ._prefetch import Prefetcher
-from ._tar import Block, iter_blocks
+from .prefetch import Prefetcher
+from .shard import ChunkSamples, iter_chunks
 
 __all__ = ["Item", "Plan", "Run", "derive_seed", "pool_runs"]
 
@@ -54,7 +54,7 @@ class Run:
         The shard of every sample: one URL for the whole run, or one per sample.
     rows
         The samples as one ``(samples, size)`` byte matrix, when the tar walker found
-        them all of one size at one stride (see :class:`atdata._tar.Block`); else None.
+        them all of one size at one stride (see :class:`atdata._read.shard.ChunkSamples`); else None.
     """
 
     keys: list[str]
@@ -140,16 +140,12 @@ def pool_runs(plan: Plan, pool: int, skip: int, prefetcher: Prefetcher | None = 
 
 def _ordered(urls: list[str], prefetcher: Prefetcher | None) -> Iterator[Run]:
     for url in urls:
-        for block in _blocks(url, prefetcher):
-            yield _run_of(block)
+        for chunk in iter_chunks(url, prefetcher=prefetcher):
+            yield _run_of(chunk)
 
 
-def _blocks(url: str, prefetcher: Prefetcher | None) -> Iterator[Block]:
-    return iter_blocks(url, stream=prefetcher.open(url) if prefetcher is not None else None)
-
-
-def _run_of(block: Block) -> Run:
-    return Run(block.keys, block.views, block.url, block.rows)
+def _run_of(chunk: ChunkSamples) -> Run:
+    return Run(chunk.keys, chunk.views, chunk.url, chunk.rows)
 
 
 def _shuffled(plan: Plan, pool: int, urls: list[str], prefetcher: Prefetcher | None) -> Iterator[Run]:
@@ -157,22 +153,22 @@ def _shuffled(plan: Plan, pool: int, urls: list[str], prefetcher: Prefetcher | N
 
     Samples collect in a buffer; each time it holds ``buffer_size`` samples they are
     permuted (one NumPy permutation) and half of them leave. Cycles are counted in
-    samples, never in read blocks, so the order depends only on the seed, the epoch, the
+    samples, never in read chunks, so the order depends only on the seed, the epoch, the
     pool and the shards' contents. The buffer holds copies of the samples (not views), so
-    it never pins whole read blocks: memory stays at ``buffer_size`` samples.
+    it never pins whole read chunks: memory stays at ``buffer_size`` samples.
     """
     rng = np.random.Generator(np.random.PCG64(derive_seed(plan.seed, plan.epoch, pool)))
     size = plan.buffer_size
     half = max(1, size // 2)
     buffer: list[Item] = []
     for url in urls:
-        for block in _blocks(url, prefetcher):
-            buffer += zip(block.keys, map(bytes, block.views), repeat(url))
+        for chunk in iter_chunks(url, prefetcher=prefetcher):
+            buffer += zip(chunk.keys, map(bytes, chunk.views), repeat(url))
             while len(buffer) >= size:
                 mixed = _permuted(buffer[:size], rng)
-                yield from _runs(mixed[:half])
+                yield from _runs_of(mixed[:half])
                 buffer = mixed[half:] + buffer[size:]
-    yield from _runs(_permuted(buffer, rng))
+    yield from _runs_of(_permuted(buffer, rng))
 
 
 def _permuted(items: list[Item], rng: np.random.Generator) -> list[Item]:
@@ -181,7 +177,7 @@ def _permuted(items: list[Item], rng: np.random.Generator) -> list[Item]:
     return list(itemgetter(*rng.permutation(len(items)).tolist())(items))
 
 
-def _runs(items: list[Item]) -> Iterator[Run]:
+def _runs_of(items: list[Item]) -> Iterator[Run]:
     for i in range(0, len(items), _RUN):
         keys, views, urls = map(list, zip(*items[i : i + _RUN]))
         yield Run(keys, views, urls)

@@ -2,7 +2,7 @@
 
 A batch whose samples share one byte layout (fixed-shape arrays, fixed-width scalars:
 the common case) is cut into columns with NumPy without unpacking any sample
-(:mod:`atdata._layout`). Otherwise:
+(:mod:`atdata._read.layout`). Otherwise:
 
 The per-sample path is one ``msgpack.unpackb`` and the sample class's compiled decoder
 (:func:`atdata.sample.decoder_of`). The batch path skips sample objects altogether: a
@@ -27,12 +27,12 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from . import _npy
-from ._fields import PRIMITIVE_KINDS, FieldSpec
-from ._layout import Layout, layout_of
-from .batch import SampleBatch
-from .errors import SampleDecodeError
-from .sample import decoder_of, fields_of, unpack
+from .. import _npy
+from .._fields import PRIMITIVE_KINDS, FieldSpec
+from ..batch import SampleBatch
+from ..errors import SampleDecodeError
+from ..sample import decoder_of, fields_of, unpack
+from .layout import Layout, layout_of
 
 __all__ = ["Decoder", "RunBatches"]
 
@@ -93,7 +93,7 @@ class Decoder:
         return RunBatches(self.sample_type, layout, rows, keys, scalars, arrays)
 
     def _columns_by_layout(self, views: Sequence[Buffer]) -> dict[str, np.ndarray | list[Any]] | None:
-        """The batch's columns cut from its bytes (:mod:`atdata._layout`), or None.
+        """The batch's columns cut from its bytes (:mod:`atdata._read.layout`), or None.
 
         A layout is learnt once per sample length. Samples of several lengths share no
         layout and are turned away first, before any copy; a batch of one length that the

@@ -1,0 +1,159 @@
+"""The samples of one shard, chunk by chunk: read the shard, walk each chunk.
+
+:func:`iter_chunks` is the read path's entry to one shard: it opens the shard (see
+:func:`atdata._read.prefetch.open_shard`), reads it in chunks of
+:data:`~atdata._read.buffers.CHUNK` bytes, and has a :class:`~atdata._read.tarwalk.ShardWalker`
+find the samples of each chunk. How the chunks are read depends on the source:
+
+- a local file: one ``read`` per chunk into a fresh ``bytes`` (no copy in Python); the
+  unfinished member at the end of a chunk is read again at the start of the next one
+  (a seek back, served by the page cache);
+- a prefetching stream: the chunks its thread read, each after the unfinished member of
+  the chunk before, copied into the buffer's headroom (:mod:`atdata._read.buffers`);
+- any other stream: buffers that start with that unfinished member.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from .buffers import CHUNK, HEADROOM, read_into
+from .prefetch import Prefetcher, PrefetchStream, open_shard
+from .tarformat import Buffer
+from .tarwalk import ShardWalker
+
+__all__ = ["ChunkSamples", "iter_chunks"]
+
+
+@dataclass(slots=True)
+class ChunkSamples:
+    """Samples found in one chunk of a shard.
+
+    Attributes
+    ----------
+    url
+        The shard the chunk came from.
+    keys
+        Each sample's key, in shard order.
+    views
+        Each sample's msgpack member: a zero-copy slice of the chunk read.
+    rows
+        When the samples are all of one size at one stride in the chunk (fixed-shape
+        samples written by WebDataset): the same bytes as one ``(samples, size)`` view,
+        so they can be checked and cut column by column. Else None.
+    """
+
+    url: str
+    keys: list[str]
+    views: Sequence[memoryview]
+    rows: np.ndarray | None = None
+
+
+def iter_chunks(
+    url: str,
+    chunk: int = CHUNK,
+    stream: BinaryIO | PrefetchStream | None = None,
+    *,
+    prefetcher: Prefetcher | None = None,
+) -> Iterator[ChunkSamples]:
+    """The samples of shard ``url``, one :class:`ChunkSamples` per chunk read.
+
+    ``stream`` replaces opening ``url`` (else :func:`~atdata._read.prefetch.open_shard`
+    opens it, through ``prefetcher`` when given); it is closed at the end.
+
+    Raises
+    ------
+    ShardError
+        After yielding every sample before the problem: a corrupt or truncated shard,
+        naming the URL, byte offset and member.
+    """
+    walker = ShardWalker(url)
+    with stream if stream is not None else open_shard(url, prefetcher) as source:
+        reads: Generator[tuple[Buffer, bool], int | None, None]
+        if isinstance(source, io.FileIO):
+            reads = _file_reads(source, chunk)
+        elif isinstance(source, PrefetchStream):
+            reads = _prefetched_reads(source)
+        else:
+            reads = _stream_reads(source, chunk)
+        next(reads)
+        used: int | None = None
+        while True:
+            buf, final = reads.send(used)
+            walked = walker.walk(buf, final)
+            used = walked.consumed
+            if walked.keys:
+                yield ChunkSamples(url, walked.keys, walked.views, walked.rows)
+            if walked.error is not None:
+                raise walked.error
+            if walker.ended or final:
+                return
+
+
+def _file_reads(source: io.FileIO, chunk: int) -> Generator[tuple[bytes, bool], int | None, None]:
+    """Chunks of a local file; each ``send`` says how much of the last chunk was used."""
+    offset, want = 0, chunk
+    used = yield b"", False  # priming
+    while True:
+        if used is not None:  # after the first chunk
+            offset += used
+            # No complete member in the chunk: one member is larger; read enough for it.
+            want = chunk if used else want * 2
+        source.seek(offset)
+        buf = _read_exactly(source, want)
+        used = yield buf, len(buf) < want
+
+
+def _prefetched_reads(source: PrefetchStream) -> Generator[tuple[memoryview | bytes, bool], int | None, None]:
+    """Chunks as a prefetching thread read them, each after the unused end of the last.
+
+    That unused end (one unfinished sample, usually) is copied into the free room the
+    thread left in front of the chunk; only a larger one is joined with the chunk.
+    """
+    view: memoryview | bytes = b""
+    buf: bytearray | None = None
+    used = yield view, False  # priming
+    while True:
+        carry = bytes(view[used:]) if used is not None else b""
+        view = b""  # our own view must not keep the buffer from reuse
+        if buf is not None:
+            source.recycle(buf)
+        buf, got, last = source.next_chunk()
+        start = HEADROOM - len(carry)
+        if start >= 0:
+            buf[start:HEADROOM] = carry
+            view = memoryview(buf)[start : HEADROOM + got]
+        else:
+            view = carry + bytes(memoryview(buf)[HEADROOM : HEADROOM + got])
+        used = yield view, last
+
+
+def _stream_reads(source: BinaryIO, chunk: int) -> Generator[tuple[bytearray, bool], int | None, None]:
+    """Chunks of a stream, each starting with the unused end of the last one."""
+    buf = bytearray()
+    used = yield buf, False  # priming
+    while True:
+        carry = bytes(memoryview(buf)[used:]) if used is not None else b""
+        want = max(chunk, len(carry))
+        buf = bytearray(len(carry) + want)
+        buf[: len(carry)] = carry
+        got = read_into(source, memoryview(buf)[len(carry) :])
+        if got < want:
+            del buf[len(carry) + got :]
+        used = yield buf, got < want
+
+
+def _read_exactly(source: io.FileIO, n: int) -> bytes:
+    """``n`` bytes of a file, fewer only at its end."""
+    data = source.read(n) or b""
+    while len(data) < n:
+        more = source.read(n - len(data))
+        if not more:
+            break
+        data += more
+    return data
