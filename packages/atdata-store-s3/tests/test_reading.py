@@ -73,12 +73,12 @@ def test_credential_precedence() -> None:
         return {"AWS_ACCESS_KEY_ID": name, "AWS_SECRET_ACCESS_KEY": "s"}
 
     configure(creds("global"))
-    assert reading._settings_for("b1")[0].access_key_id == "global"
-    S3DataStore(creds("writer"), "b1")
-    assert reading._settings_for("b1")[0].access_key_id == "writer"
-    assert reading._settings_for("b2")[0].access_key_id == "global"
-    configure(creds("explicit"), bucket="b1")
-    assert reading._settings_for("b1")[0].access_key_id == "explicit"
+    assert reading._settings_for("bucket-1")[0].access_key_id == "global"
+    S3DataStore(creds("writer"), "bucket-1")
+    assert reading._settings_for("bucket-1")[0].access_key_id == "writer"
+    assert reading._settings_for("bucket-2")[0].access_key_id == "global"
+    configure(creds("explicit"), bucket="bucket-1")
+    assert reading._settings_for("bucket-1")[0].access_key_id == "explicit"
 
 
 def test_environment_when_nothing_configured(monkeypatch: pytest.MonkeyPatch) -> None:

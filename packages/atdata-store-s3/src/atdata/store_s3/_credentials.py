@@ -8,13 +8,16 @@ The keys are those of the spec's credentials file::
     AWS_REGION=...                         # optional
     AWS_SESSION_TOKEN=...                  # optional
 
-Errors name the file and the key, never a value: a malformed line is reported by its
+boto3's ``AWS_ENDPOINT_URL`` and the AWS CLI's ``AWS_DEFAULT_REGION`` are accepted as
+aliases; any other key warns (it is usually a typo). Errors name the file and the key, never a value: a malformed line is reported by its
 line number only, because the line may hold a secret.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +26,15 @@ from urllib.parse import urlsplit
 
 from atdata.errors import CredentialsError
 
+from ._envfile import read_env_file
+
 __all__ = ["S3Credentials", "load_credentials"]
 
 REQUIRED = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 OPTIONAL = ("AWS_ENDPOINT", "AWS_REGION", "AWS_SESSION_TOKEN")
+#: Other spellings accepted for the same setting (boto3's and the AWS CLI's names).
+ALIASES = {"AWS_ENDPOINT_URL": "AWS_ENDPOINT", "AWS_DEFAULT_REGION": "AWS_REGION"}
+KNOWN = frozenset((*REQUIRED, *OPTIONAL, *ALIASES))
 # Used when an endpoint is given without a region: SigV4 needs some region, and every
 # S3-compatible server (rclone, MinIO, moto) accepts this one.
 DEFAULT_REGION = "us-east-1"
@@ -72,50 +80,26 @@ def load_credentials(credentials: str | os.PathLike[str] | Mapping[str, str] | N
         Missing or unreadable file, malformed line, missing or empty required key.
     """
     if credentials is None:
-        return S3Credentials(endpoint_url=_endpoint(os.environ.get("AWS_ENDPOINT"), "the environment"))
+        endpoint = _aliased(os.environ, "AWS_ENDPOINT", "AWS_ENDPOINT_URL", "the environment")
+        return S3Credentials(endpoint_url=_endpoint(endpoint, "the environment"))
     if isinstance(credentials, Mapping):
         return _from_mapping(credentials, "credentials dict")
     if isinstance(credentials, (str, os.PathLike)):
         path = Path(credentials).expanduser().resolve()
-        return _from_mapping(_read_env_file(path), f"credentials file {str(path)!r}", source=f"file {path}")
+        return _from_mapping(read_env_file(path), f"credentials file {str(path)!r}", source=f"file {path}")
     raise CredentialsError(
         f"credentials of type {type(credentials).__name__} are not supported: pass a path to a .env "
         "file, a dict with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or None for the AWS environment"
     )
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CredentialsError(
-            f"credentials file {str(path)!r} does not exist: create it with AWS_ENDPOINT, "
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY lines, or pass a dict"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CredentialsError(f"cannot read credentials file {str(path)!r}: {type(exc).__name__}") from None
-    values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, value = line.removeprefix("export ").partition("=")
-        if not sep or not name.strip():
-            # Never quote the line: it may be a secret missing its "KEY=".
-            raise CredentialsError(f"credentials file {str(path)!r}, line {number}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[name.strip()] = value
-    return values
-
-
 def _from_mapping(values: Mapping[str, Any], where: str, source: str = "dict") -> S3Credentials:
+    _warn_unknown(values, where)
     for key in REQUIRED:
         if key not in values:
             present = ", ".join(sorted(k for k in values if isinstance(k, str))) or "none"
             raise CredentialsError(f"{where} has no {key} (keys present: {present})")
-    for key in (*REQUIRED, *OPTIONAL):
+    for key in (*REQUIRED, *OPTIONAL, *ALIASES):
         value = values.get(key)
         if value is not None and not isinstance(value, str):
             raise CredentialsError(f"{where}: {key} must be a string, not {type(value).__name__}")
@@ -124,11 +108,35 @@ def _from_mapping(values: Mapping[str, Any], where: str, source: str = "dict") -
     return S3Credentials(
         access_key_id=values["AWS_ACCESS_KEY_ID"],
         secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
-        endpoint_url=_endpoint(values.get("AWS_ENDPOINT"), where),
-        region=values.get("AWS_REGION") or None,
+        endpoint_url=_endpoint(_aliased(values, "AWS_ENDPOINT", "AWS_ENDPOINT_URL", where), where),
+        region=_aliased(values, "AWS_REGION", "AWS_DEFAULT_REGION", where) or None,
         session_token=values.get("AWS_SESSION_TOKEN") or None,
         source=source,
     )
+
+
+def _aliased(values: Mapping[str, Any], key: str, alias: str, where: str) -> Any:
+    """``values[key]``, else ``values[alias]``; both set to different values is an error."""
+    value, other = values.get(key) or None, values.get(alias) or None
+    if value is not None and other is not None and value != other:
+        raise CredentialsError(
+            f"{where}: {key}={value!r} and {alias}={other!r} disagree; they name the same setting, keep one"
+        )
+    return value if value is not None else other
+
+
+def _warn_unknown(values: Mapping[str, Any], where: str) -> None:
+    """Warn about keys atdata does not read: usually a typo (``AWS_SECRET_KEY``) that
+    would otherwise surface later as a missing key or a request to the wrong endpoint."""
+    unknown = sorted(k for k in values if isinstance(k, str) and k not in KNOWN)
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(KNOWN), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.warn(
+            f"{where}: ignoring unknown key {key} (atdata reads {', '.join(sorted(KNOWN))}){hint}",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _endpoint(value: str | None, where: str) -> str | None:

@@ -21,8 +21,9 @@ from typing import Any, BinaryIO
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from atdata.errors import InvalidArgument, StoreUnavailable
+from atdata.errors import StoreUnavailable
 
+from ._bucket import check_bucket_name
 from ._client import client_for, make_config, parse_s3_url
 from ._credentials import S3Credentials, load_credentials
 from ._errors import translate, translated
@@ -50,8 +51,8 @@ def configure(
     ``atdata.store_s3.configure("path/to/.env")`` before ``atdata.Dataset[T]("s3://...")``.
     ``credentials`` takes the same forms as ``S3DataStore``.
     """
-    if bucket is not None and (not isinstance(bucket, str) or not bucket or "/" in bucket):
-        raise InvalidArgument(f"bucket={bucket!r} is invalid: pass a bucket name or None for all buckets")
+    if bucket is not None:
+        check_bucket_name(bucket)
     resolved = load_credentials(credentials)
     with _lock:
         _configured[bucket] = (resolved, make_config(resolved.endpoint_url, _POOL, config))

@@ -26,6 +26,7 @@ from atdata.errors import InvalidArgument, StoreError
 from atdata.protocols import AbstractDataStore, ObjectInfo
 
 from . import reading
+from ._bucket import check_bucket_name
 from ._client import client_for, make_config
 from ._credentials import S3Credentials, load_credentials
 from ._errors import error_code, translate, translated
@@ -71,11 +72,7 @@ class S3DataStore(AbstractDataStore):
         part_size: int = 8 << 20,
         max_concurrency: int = 4,
     ) -> None:
-        if not isinstance(bucket, str) or not bucket or "/" in bucket or bucket.startswith("s3:"):
-            raise InvalidArgument(
-                f"bucket={bucket!r} is invalid: pass a bucket name such as 'my-bucket' "
-                "(put key prefixes in write_shards(prefix=...))"
-            )
+        bucket = check_bucket_name(bucket)
         if isinstance(part_size, bool) or not isinstance(part_size, int) or part_size < MIN_PART_SIZE:
             raise InvalidArgument(f"part_size={part_size!r} is invalid: S3 parts are at least {MIN_PART_SIZE} bytes")
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
