@@ -56,7 +56,7 @@ def packed_rows(draw: st.DrawFn) -> bytes:
         "flag": draw(st.sampled_from([True, False, 0, None])),
         "name": draw(st.sampled_from(NAMES)),
         "blob": draw(st.sampled_from([b"", b"xy", b"yx", "xy"])),
-        "vector": atdata._npy.encode(draw(st.sampled_from(VECTORS))),
+        "vector": atdata.npy.encode(draw(st.sampled_from(VECTORS))),
         "note": draw(st.sampled_from([None, "n", "m", 1])),
     }
     keys = draw(st.permutations(FIELDS)) if draw(st.integers(0, 4)) == 0 else FIELDS
@@ -147,7 +147,7 @@ def test_regular_samples_take_the_layout_path() -> None:
         ({"count": -5}, False),  # a negative fixint where the layout has a positive one
         ({"flag": 1}, False),  # an int where the layout has a bool
         ({"name": "ab", "blob": b"x"}, True),  # other values, same lengths
-        ({"vector": atdata._npy.encode(np.zeros(3, ">f4"))}, False),  # another .npy header
+        ({"vector": atdata.npy.encode(np.zeros(3, ">f4"))}, False),  # another .npy header
     ],
 )
 def test_only_samples_of_the_layout_fit_it(change: dict[str, Any], fits: bool) -> None:
@@ -166,7 +166,7 @@ def test_samples_the_layout_cannot_describe_have_none() -> None:
     assert layout_of(msgpack.packb({**good, "extra": 1}), specs) is None
     assert layout_of(msgpack.packb({k: v for k, v in good.items() if k != "note"}), specs) is None
     assert layout_of(msgpack.packb({**good, "count": 1.0}), specs) is None
-    assert layout_of(msgpack.packb({**good, "vector": atdata._npy.encode(np.zeros(2))}), specs) is None  # float64
+    assert layout_of(msgpack.packb({**good, "vector": atdata.npy.encode(np.zeros(2))}), specs) is None  # float64
     assert layout_of(regular(1)[:-1], specs) is None
     assert layout_of(b"\x93\x01\x02\x03", specs) is None
 

@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from atdata import _npy
+from atdata import npy as _npy
 from atdata.errors import InvalidArgument, SampleDecodeError
 
 

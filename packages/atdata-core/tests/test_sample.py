@@ -256,10 +256,10 @@ def test_wrong_types_raise_naming_field_expected_and_found(field: str, value: An
 
 def test_annotated_dtype_mismatch_is_refused_but_byte_order_is_accepted() -> None:
     data = msgpack.unpackb(everything().packed)
-    data["features"] = atdata._npy.encode(np.zeros(8, dtype=np.float64))
+    data["features"] = atdata.npy.encode(np.zeros(8, dtype=np.float64))
     with pytest.raises(SampleDecodeError, match="dtype float32, found dtype float64"):
         Everything.from_data(data)
-    data["features"] = atdata._npy.encode(np.arange(8, dtype=">f4"))
+    data["features"] = atdata.npy.encode(np.arange(8, dtype=">f4"))
     back = Everything.from_data(data)
     np.testing.assert_array_equal(back.features, np.arange(8))
 
@@ -286,7 +286,7 @@ def test_flexible_annotated_dtype_accepts_every_width_or_unit(scalar: Any, value
     ):
         Flexible(value=np.zeros(2)).packed
     with pytest.raises(SampleDecodeError, match="Flexible.value: expected an array of dtype"):
-        Flexible.from_data({"value": atdata._npy.encode(np.zeros(2))})
+        Flexible.from_data({"value": atdata.npy.encode(np.zeros(2))})
 
 
 def test_ints_decode_into_float_fields() -> None:

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import atdata
-from atdata import _npy, schema
+from atdata import npy as _npy
+from atdata import schema
 from atdata.errors import AtdataError
 from atdata.sample import DictSample, PackableSample, fields_of
 from atdata.testing.strategies import JSONISH, arrays, sample_types

@@ -31,7 +31,7 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from ._fields import PRIMITIVE_KINDS, FieldSpec, spec_for_annotation
+from ._sample.fields import PRIMITIVE_KINDS, FieldSpec, spec_for_annotation
 from .errors import InvalidArgument, InvalidSchemaRef, SchemaError, UnsupportedFieldType
 from .sample import DictSample, PackableSample, fields_of, packable
 

@@ -9,7 +9,7 @@ The per-sample path is one ``msgpack.unpackb`` and the sample class's compiled d
 loop generated per sample class (like the codec in :mod:`atdata.sample`) unpacks each
 sample once, appends scalar values to lists and collects each NDArray field's ``.npy``
 bytes, checking that they start with the same header as the batch's first sample (so
-the header is parsed once per batch, via the cache in :mod:`atdata._npy`). The payloads
+the header is parsed once per batch, via the cache in :mod:`atdata.npy`). The payloads
 are then copied into one ``(batch, *shape)`` array in a single NumPy operation.
 
 The fast loop only accepts values the per-sample decoder would accept unchanged. Any
@@ -27,8 +27,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from .. import _npy
-from .._fields import PRIMITIVE_KINDS, FieldSpec
+from .. import npy
+from .._sample.fields import PRIMITIVE_KINDS, FieldSpec
 from ..batch import SampleBatch
 from ..errors import SampleDecodeError
 from ..sample import decoder_of, fields_of, unpack
@@ -249,12 +249,12 @@ def _column_types(column: list[Any]) -> set[type]:
     return set(map(type, column))
 
 
-def _first_array(value: bytes, spec: FieldSpec) -> tuple[bytes, int, _npy.NpyHeader] | None:
+def _first_array(value: bytes, spec: FieldSpec) -> tuple[bytes, int, npy.NpyHeader] | None:
     """Header bytes, buffer length and parsed header of a batch's first array, if stackable."""
     if value.__class__ is not bytes:
         return None
     try:
-        header = _npy.parse_header(value)
+        header = npy.parse_header(value)
     except SampleDecodeError:
         return None
     if header.end != len(value) or (header.fortran_order and len(header.shape) > 1):
@@ -264,13 +264,13 @@ def _first_array(value: bytes, spec: FieldSpec) -> tuple[bytes, int, _npy.NpyHea
     return value[: header.offset], len(value), header
 
 
-def _output_array(n: int, header: _npy.NpyHeader) -> tuple[np.ndarray, memoryview]:
+def _output_array(n: int, header: npy.NpyHeader) -> tuple[np.ndarray, memoryview]:
     """An empty ``(n, *shape)`` array and a flat byte view to copy payloads into."""
     out = np.empty((n, *header.shape), header.dtype)
     return out, memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # ndarray is a buffer
 
 
-def _stack_payloads(parts: list[bytes], first: tuple[bytes, int, _npy.NpyHeader], n: int) -> np.ndarray:
+def _stack_payloads(parts: list[bytes], first: tuple[bytes, int, npy.NpyHeader], n: int) -> np.ndarray:
     """Copy the payloads of ``n`` equal-length ``.npy`` buffers into one ``(n, *shape)`` array."""
     _, length, header = first
     rows = np.frombuffer(b"".join(parts), np.uint8).reshape(n, length)[:, header.offset :]

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _npy
-from .._fields import FieldSpec
+from .. import npy
+from .._sample.fields import FieldSpec
 
 __all__ = ["Layout", "layout_of"]
 
@@ -104,7 +104,7 @@ def layout_of(sample: bytes | memoryview, specs: Sequence[FieldSpec]) -> Layout 
     data = bytes(sample)
     try:
         return _Learner(data, {spec.name: spec for spec in specs}).learn()
-    except (IndexError, UnicodeDecodeError, _npy.SampleDecodeError):
+    except (IndexError, UnicodeDecodeError, npy.SampleDecodeError):
         return None
 
 
@@ -213,7 +213,7 @@ class _Learner:
     def _array(self, start: int, end: int, spec: FieldSpec) -> tuple[int, Column] | None:
         """An NDArray value: its ``.npy`` header is fixed, its payload is the column."""
         value = self.data[start:end]
-        header = _npy.parse_header(value)
+        header = npy.parse_header(value)
         if header.end != len(value) or (header.fortran_order and len(header.shape) > 1):
             return None
         if spec.dtype is not None and header.dtype != np.dtype(spec.dtype):
@@ -270,7 +270,7 @@ def _byte_strings(start: int, end: int) -> Column:
     return lambda rows: [row.tobytes() for row in rows[:, start:end]]
 
 
-def _arrays(start: int, header: _npy.NpyHeader) -> Column:
+def _arrays(start: int, header: npy.NpyHeader) -> Column:
     def cut(rows: np.ndarray) -> np.ndarray:
         payload = rows[:, start : start + header.nbytes].copy()  # the batch owns its arrays
         return payload.view(header.dtype).reshape((len(rows), *header.shape))

@@ -47,6 +47,8 @@ class Loader(Generic[T]):
     Made by :meth:`Dataset.ordered` and :meth:`Dataset.shuffled`.
     """
 
+    __module__ = "atdata.dataset"  # its public home (pickles, schema refs and messages name it)
+
     def __init__(
         self,
         dataset: Dataset[T],

@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from ._fields import NDARRAY_DTYPE_KINDS
+from ._sample.fields import NDARRAY_DTYPE_KINDS
 from .errors import InvalidArgument, SampleDecodeError
 
 __all__ = ["MAGIC", "NpyHeader", "cached_header", "decode", "encode", "parse_header"]

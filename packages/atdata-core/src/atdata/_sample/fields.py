@@ -1,6 +1,6 @@
 """Turn a sample class's annotations into :class:`FieldSpec` records, once per class.
 
-Every consumer of a sample type (the codec in :mod:`atdata.sample`, the batch reader,
+Every consumer of a sample type (the codec in :mod:`atdata._sample.codec`, the batch reader,
 the schema codec) works from the same tuple of ``FieldSpec`` instead of re-inspecting
 ``typing`` objects, so annotation handling lives here and runs at decoration time,
 never per sample. An annotation atdata cannot pack fails here, with the class, the
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UnsupportedFieldType
+from ..errors import UnsupportedFieldType
 
 __all__ = [
     "NDARRAY_DTYPE_KINDS",
