@@ -10,9 +10,13 @@ Session fixtures start real servers on free 127.0.0.1 ports, once per run:
 - ``s3_server``: ``rclone serve s3`` over a temporary directory, enforcing SigV4
   credentials (``.endpoint_url``, ``.access_key``, ``.secret_key``, ``.credentials``).
 - ``moto_s3_server``: ``moto.server``, in memory, any credentials accepted.
+- ``pds_server``: the reference ATProto PDS (``@atproto/pds``, npm) with an in-memory
+  did:plc directory (``.url``), installed by ``tools/pds/install`` (``tools/test`` runs
+  it); ``pds_account`` makes a fresh account on it for each test (``.did``,
+  ``.handle``, ``.password``).
 
 Servers are shared by the whole run, so each test isolates itself: a unique key prefix
-in Redis, its own uniquely named bucket in S3. A server that cannot start raises
+in Redis, its own uniquely named bucket in S3, its own account (repository) on the PDS. A server that cannot start raises
 ``LocalServerError`` with its log tail: every test that needs it errors; none is skipped.
 
 Hypothesis profiles: ``ci`` (the default, quick) and ``thorough``
@@ -29,6 +33,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from atdata.atmosphere.testing import PdsAccount, PdsServer, create_account, start_pds
 from atdata.local._process import http_ready, spawn
 from atdata.local.servers import RedisServer, S3Server, start_redis, start_s3
 
@@ -53,7 +58,9 @@ S3_TEST_SECRET_KEY = "atdata-test-secret"  # a throwaway test credential
 
 
 _REDIS_FIXTURES = {"redis_server", "redis_cluster_server"}
-_SERVER_FIXTURES = _REDIS_FIXTURES | {"s3_server", "moto_s3_server"}
+_SERVER_FIXTURES = _REDIS_FIXTURES | {"s3_server", "moto_s3_server", "pds_server"}
+# The PDS launcher and its lockfile (tools/pds/install puts node_modules in a cache dir).
+PDS_TOOLS = Path(__file__).resolve().parent / "tools" / "pds"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -119,3 +126,18 @@ def moto_s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Serve
     server = S3Server("127.0.0.1", process.port, access_key="testing", secret_key="testing", process=process)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pds_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PdsServer]:
+    """The reference ATProto PDS on a free 127.0.0.1 port, fresh data; one account per test."""
+    root = tmp_path_factory.mktemp("pds")
+    server = start_pds(root / "data", tools_dir=PDS_TOOLS, log_path=root / "pds.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pds_account(pds_server: PdsServer) -> PdsAccount:
+    """A new account (its own repository) on the shared PDS: tests never see each other's records."""
+    return create_account(pds_server.url)

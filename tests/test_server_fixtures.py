@@ -114,6 +114,21 @@ def test_a_server_that_cannot_start_errors_never_skips(
 
 
 @pytest.mark.slow  # runs pytest in subprocesses
+def test_a_pds_that_is_not_installed_errors_never_skips(pytester: pytest.Pytester) -> None:
+    """The sandbox has no tools/pds: every test on the PDS errors, naming the install script."""
+    pytester.makeconftest((Path(__file__).resolve().parents[1] / "conftest.py").read_text())
+    pytester.makepyfile(
+        test_needs_pds="""
+        def test_one(pds_server): pass
+        def test_two(pds_account): pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*LocalServerError: *tools/pds/install*"])
+
+
+@pytest.mark.slow  # runs pytest in subprocesses
 def test_tests_on_server_fixtures_are_marked_real(pytester: pytest.Pytester) -> None:
     """`-m "not real"` must never start a server, even for a test that forgot its marker."""
     pytester.makeconftest((Path(__file__).resolve().parents[1] / "conftest.py").read_text())

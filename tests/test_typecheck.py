@@ -1,4 +1,4 @@
-"""The four src trees type-check with mypy (STYLE.md: CI type-checks with mypy).
+"""The five src trees type-check with mypy (STYLE.md: CI type-checks with mypy).
 
 Configuration (namespace layout, libraries without stubs) lives in the root
 ``pyproject.toml`` under ``[tool.mypy]``, so a developer's ``uv run mypy ...`` and this
@@ -19,6 +19,7 @@ SRC_TREES = [
     "packages/atdata-index-redis/src",
     "packages/atdata-store-s3/src",
     "packages/atdata-local/src",
+    "packages/atdata-atmosphere/src",
 ]
 
 

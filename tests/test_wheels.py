@@ -1,10 +1,10 @@
-"""Packaging: the four distributions as wheels and as editable installs, in fresh venvs.
+"""Packaging: the five distributions as wheels and as editable installs, in fresh venvs.
 
-``atdata`` is one import package spread over four distributions (STYLE.md, "One import
-package over four distributions"). This proves the layout in the install modes users
+``atdata`` is one import package spread over five distributions (STYLE.md, "One import
+package over five distributions"). This proves the layout in the install modes users
 meet: each add-on wheel ships only ``atdata/<sub>/``, core alone imports without redis
 or boto3, the add-on wheels extend it, uninstalling an add-on leaves core intact, and
-editable installs of all four work too.
+editable installs of all five work too.
 
 Wheels are built with hatchling from the working tree (no build isolation, so no
 download). Venvs get their third-party dependencies through ``uv pip`` pinned to
@@ -26,7 +26,13 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-ADDONS = {"atdata-index-redis": "index_redis", "atdata-store-s3": "store_s3", "atdata-local": "local"}
+# Each add-on's subpackages: one tree each, atdata-atmosphere two (atmosphere, promote).
+ADDONS = {
+    "atdata-index-redis": ("index_redis",),
+    "atdata-store-s3": ("store_s3",),
+    "atdata-local": ("local",),
+    "atdata-atmosphere": ("atmosphere", "promote"),
+}
 DISTRIBUTIONS = ["atdata-core", *ADDONS]
 
 
@@ -89,17 +95,18 @@ def _members(wheel: Path) -> list[str]:
 def test_core_wheel_owns_the_package_root(wheels: dict[str, Path]) -> None:
     names = _members(wheels["atdata-core"])
     assert "atdata/__init__.py" in names and "atdata/py.typed" in names
-    assert not any(n.startswith(tuple(f"atdata/{sub}/" for sub in ADDONS.values())) for n in names)
+    assert not any(n.startswith(tuple(f"atdata/{sub}/" for subs in ADDONS.values() for sub in subs)) for n in names)
 
 
 @pytest.mark.parametrize("dist", list(ADDONS))
 def test_addon_wheel_ships_only_its_subpackage(wheels: dict[str, Path], dist: str) -> None:
-    sub = ADDONS[dist]
+    subs = ADDONS[dist]
     dist_info = wheels[dist].name.split("-py3")[0] + ".dist-info/"
     names = _members(wheels[dist])
-    strays = [n for n in names if not n.startswith((f"atdata/{sub}/", dist_info))]
-    assert strays == [], f"{dist} ships files outside atdata/{sub}/ (STYLE rule 2)"
-    assert f"atdata/{sub}/__init__.py" in names and f"atdata/{sub}/py.typed" in names
+    strays = [n for n in names if not n.startswith((*(f"atdata/{sub}/" for sub in subs), dist_info))]
+    assert strays == [], f"{dist} ships files outside {', '.join(f'atdata/{sub}/' for sub in subs)} (STYLE rule 2)"
+    for sub in subs:
+        assert f"atdata/{sub}/__init__.py" in names and f"atdata/{sub}/py.typed" in names
 
 
 def test_wheels_in_a_fresh_venv(wheels: dict[str, Path], constraints: Path, tmp_path: Path) -> None:
@@ -119,7 +126,7 @@ def test_wheels_in_a_fresh_venv(wheels: dict[str, Path], constraints: Path, tmp_
     assert site.startswith(str(tmp_path)), site  # the wheel, not the workspace sources
     _python(
         python,
-        "import atdata, atdata.local, atdata.index_redis, atdata.store_s3\n"
+        "import atdata, atdata.local, atdata.index_redis, atdata.store_s3, atdata.atmosphere, atdata.promote\n"
         "from atdata.local import servers\n"
         "assert callable(atdata.packable)\n"
         f"assert str(servers.valkey_server_path()).startswith({str(tmp_path)!r})\n"
@@ -139,7 +146,7 @@ def test_wheels_in_a_fresh_venv(wheels: dict[str, Path], constraints: Path, tmp_
 
 
 def test_editable_installs_in_a_fresh_venv(constraints: Path, tmp_path: Path) -> None:
-    """``pip install -e`` of the four (pip drives hatchling's editable build, as users do)."""
+    """``pip install -e`` of the five (pip drives hatchling's editable build, as users do)."""
     venv = tmp_path / "venv"
     _run(_uv(), "venv", "--quiet", "--seed", "--python", sys.executable, venv)
     python = venv / "bin" / "python"
@@ -150,7 +157,7 @@ def test_editable_installs_in_a_fresh_venv(constraints: Path, tmp_path: Path) ->
     _run(python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", *editables)
     out = _python(
         python,
-        "import atdata, atdata.local, atdata.index_redis, atdata.store_s3\n"
+        "import atdata, atdata.local, atdata.index_redis, atdata.store_s3, atdata.atmosphere, atdata.promote\n"
         "assert callable(atdata.packable)\n"
         "print(atdata.__file__); print(atdata.local.__file__)\n",
     )

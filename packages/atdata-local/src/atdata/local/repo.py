@@ -270,8 +270,9 @@ class Repo:
                 "data_urls": urls,
                 "metadata_url": metadata_url,
                 "shards": [
-                    {"url": str(s), "sha256": s.sha256, "size": s.size, "num_samples": s.num_samples} for s in shards
-                ],  # type: ignore[attr-defined]
+                    {"url": str(s), "sha256": s.sha256, "size": s.size, "num_samples": s.num_samples}  # type: ignore[attr-defined]
+                    for s in shards
+                ],
             }
             written.append(self._hive.key(f"content/{digest}--{run}.json"))
             self.store.write_bytes(written[-1], json.dumps(record, indent=1).encode())

@@ -1,0 +1,5 @@
+"""atdata.atmosphere: datasets on ATProto."""
+
+from ._version import __version__
+
+__all__ = ["__version__"]
