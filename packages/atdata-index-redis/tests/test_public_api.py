@@ -8,7 +8,7 @@ from atdata.protocols import AbstractIndex, IndexEntry
 
 def test_all_is_the_public_surface() -> None:
     public = {name for name in vars(atdata.index_redis) if not name.startswith("_")}
-    assert set(atdata.index_redis.__all__) == {"LocalDatasetEntry", "LocalIndex"}
+    assert set(atdata.index_redis.__all__) == {"LocalDatasetEntry", "LocalIndex", "StoredContent"}
     assert set(atdata.index_redis.__all__) <= public
 
 

@@ -10,7 +10,8 @@ that builtin in, so existing ``except`` clauses keep working::
 
     AtdataError
     ├── InvalidArgument (+ValueError)         a parameter value is out of range or of the wrong type
-    │   └── MissingField (+TypeError)         a sample class called without a required field
+    │   ├── MissingField (+TypeError)         a sample class called without a required field
+    │   └── AmbiguousEntry                    a CID several names share, where one entry is meant
     ├── SampleDecodeError (+ValueError)       bytes that are not a valid sample (names the field)
     ├── ShardError                            corrupt or truncated shard (names the shard URL and member)
     ├── UnsupportedURL (+ValueError)          a URL no registered opener can read
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
+    "AmbiguousEntry",
     "AtdataError",
     "BucketNotFound",
     "CredentialsError",
@@ -132,6 +134,14 @@ class EntryNotFound(AtdataError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class AmbiguousEntry(InvalidArgument):
+    """A CID passed where one entry is meant (remove, rename) while several names share it.
+
+    Names are pointers: each is its own entry, and a change to one never drops another.
+    The message lists the names; pass one of them, or the entry itself.
+    """
 
 
 class CredentialsError(AtdataError, ValueError):

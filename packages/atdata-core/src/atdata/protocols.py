@@ -57,24 +57,32 @@ class AbstractIndex(abc.ABC):
         schema_ref: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> IndexEntry:
-        """Index ``dataset`` under ``name``; idempotent for identical content."""
+        """Index ``dataset`` under ``name``; idempotent for identical content.
+
+        Names are pointers: content already indexed under another name is shared, and
+        that other name stays as it was.
+        """
 
     @abc.abstractmethod
     def get_entry(self, cid: str) -> IndexEntry:
-        """The entry with this CID; raises ``EntryNotFound``."""
+        """The entry with this CID (several names sharing it: the first name's); raises ``EntryNotFound``."""
 
     @abc.abstractmethod
     def get_entry_by_name(self, name: str) -> IndexEntry:
-        """The newest entry under this name; raises ``EntryNotFound``."""
+        """The newest version under this name (its ``name`` is this name); raises ``EntryNotFound``."""
 
     @property
     @abc.abstractmethod
     def entries(self) -> Iterator[IndexEntry]:
-        """Stream every entry without loading them all at once."""
+        """Stream one entry per name (its newest version) without loading them all at once."""
 
     @abc.abstractmethod
-    def remove_entry(self, cid_or_name: str) -> None:
-        """Remove an entry and its name mapping; raises ``EntryNotFound``."""
+    def remove_entry(self, cid_or_name: Any) -> None:
+        """Remove one version of one name: an entry, a name's newest, or a CID one name uses.
+
+        Raises ``EntryNotFound``; ``AmbiguousEntry`` (naming them) for a CID several names
+        share: no other name is ever dropped.
+        """
 
     @abc.abstractmethod
     def publish_schema(
@@ -92,7 +100,7 @@ class AbstractIndex(abc.ABC):
 
     @property
     def all_entries(self) -> list[IndexEntry]:
-        """Every entry as a list (loads them all: prefer ``entries`` for large indexes)."""
+        """One entry per name as a list (loads them all: prefer ``entries`` for large indexes)."""
         return list(self.entries)
 
     def decode_schema(self, ref: str) -> type:

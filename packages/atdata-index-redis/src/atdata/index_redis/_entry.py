@@ -1,4 +1,4 @@
-"""LocalDatasetEntry: one indexed dataset, identified by the CID of its content."""
+"""LocalDatasetEntry (a name's version of some content) and StoredContent (content stored once)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,28 @@ from typing import Any
 from atdata.cid import generate_cid
 from atdata.errors import InvalidArgument
 
-__all__ = ["LocalDatasetEntry", "content_cid", "content_json"]
+__all__ = ["LocalDatasetEntry", "StoredContent", "content_cid", "content_json", "metadata_json"]
 
 
 @dataclass(frozen=True)
 class LocalDatasetEntry:
-    """A dataset as the index knows it: where its shards are, which schema they follow.
+    """A dataset as the index knows it: a name, and the content that name points at.
 
     Satisfies the core ``atdata.IndexEntry`` protocol. ``cid`` is computed from
     ``{"schema_ref", "data_urls"}`` only (name and metadata are not content), so the same
     data gets the same CID here and on ATProto. Leave ``cid`` empty to have it computed.
+    Several names may point at one CID: each has its own entry, metadata and versions.
 
     Attributes
     ----------
     name : str
-        Human-readable name; several entries may share it (versions, newest wins).
+        Human-readable name; it has versions (newest wins), other names never touch it.
     schema_ref : str
-        ``local://schemas/{module}.{Class}@{version}``.
+        ``local://schemas/{name}@{version}``, or the ``at://`` URI of a published schema.
     data_urls : list of str
         WebDataset URLs as given (brace patterns stay unexpanded).
     metadata : dict or None
-        Free-form metadata (JSON-serialisable).
+        Free-form metadata of this name's version (JSON-serialisable).
     cid : str
         CIDv1 (dag-cbor, sha2-256, base32) of the content.
     """
@@ -55,15 +56,39 @@ class LocalDatasetEntry:
         return self.schema_ref
 
     @classmethod
-    def from_values(cls, name: Any, content: Any) -> LocalDatasetEntry:
-        """Rebuild an entry from its stored ``name`` and ``content`` (JSON)."""
+    def from_values(cls, name: Any, content: Any, metadata: Any) -> LocalDatasetEntry:
+        """Rebuild an entry from its stored name, content JSON and metadata JSON."""
         fields = json.loads(content)
         return cls(
             name=_text(name),
             schema_ref=fields["schema_ref"],
             data_urls=fields["data_urls"],
-            metadata=fields["metadata"],
+            metadata=json.loads(metadata) if metadata is not None else None,
             cid=fields["cid"],
+        )
+
+
+@dataclass(frozen=True)
+class StoredContent:
+    """One content record: what a CID stands for, and the names that have it as a version.
+
+    ``names`` are in the order they took this content; ``get_entry(cid)`` answers with
+    the first. The record goes when its last name does; ``data_urls`` are what gc keeps.
+    """
+
+    cid: str
+    schema_ref: str
+    data_urls: list[str]
+    names: tuple[str, ...]
+
+    @classmethod
+    def from_values(cls, content: Any, names: list[Any]) -> StoredContent:
+        fields = json.loads(content)
+        return cls(
+            cid=fields["cid"],
+            schema_ref=fields["schema_ref"],
+            data_urls=fields["data_urls"],
+            names=tuple(_text(n) for n in names),
         )
 
 
@@ -71,8 +96,13 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def content_json(cid: str, schema_ref: str, data_urls: list[str], metadata: Any) -> str:
-    """What the index stores for an entry besides its name: one JSON object, parsed once per read.
+def content_json(cid: str, schema_ref: str, data_urls: list[str]) -> str:
+    """The content record a CID stands for: stored once, whichever names point at it."""
+    return json.dumps({"cid": cid, "schema_ref": schema_ref, "data_urls": data_urls})
+
+
+def metadata_json(metadata: Any) -> str:
+    """A version's metadata as stored (JSON), validated before anything is written.
 
     Raises
     ------
@@ -81,9 +111,8 @@ def content_json(cid: str, schema_ref: str, data_urls: list[str], metadata: Any)
     """
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidArgument(f"metadata must be a dict or None, got {type(metadata).__name__}")
-    content = {"cid": cid, "schema_ref": schema_ref, "data_urls": data_urls, "metadata": metadata}
     try:
-        return json.dumps(content, allow_nan=False)
+        return json.dumps(metadata, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"metadata must be JSON-serialisable (str keys, plain values): {exc}") from exc
 

@@ -1,142 +1,225 @@
 """The Lua scripts behind every multi-key change of a LocalIndex.
 
-Each write that touches several keys (entry hash, name pointer, version list, listing
-set) runs as one script: Redis executes a script atomically, so no client, crash or
-concurrent writer ever sees a name pointing at a missing entry. A script also decides
-and writes in one round trip, where WATCH/MULTI/EXEC would need three. All keys of an
-index share one hash tag (``{prefix}``), so every script stays inside one cluster slot;
-``KEYS[1]`` is always one of them so that cluster clients route the call.
+Each write that touches several keys (a name's versions, the content record, the
+listing sets) runs as one script: Redis executes a script atomically, so no client,
+crash or concurrent writer ever sees a name pointing at missing content, or content
+whose last name is gone. A script also decides and writes in one round trip, where
+WATCH/MULTI/EXEC would need three. All keys of an index share one hash tag
+(``{prefix}``), so every script stays inside one cluster slot; ``KEYS[1]`` is always
+one of them so that cluster clients route the call.
 
-Key layout under the base ``B = "{" + key_prefix + "}"`` (see the package README):
-``B..'entry:'..cid`` hash (``name``, ``content`` JSON, ``seq``, ``created_at``),
-``B..'name:'..name`` string (newest CID),
-``B..'versions:'..name`` sorted set (CID by sequence number), ``B..'entries'`` set,
-``B..'seq'`` counter, ``B..'schema:'..name..'@'..version`` string (JSON record),
-``B..'schemas'`` set of ``name@version``, ``B..'schema_versions:'..name`` set.
+Names are pointers, content is stored once. Key layout under the base
+``B = "{" + key_prefix + "}"`` (the package README has the table):
+``B..'names'`` set of every name; ``B..'history:'..name`` sorted set (the name's
+versions: CIDs by sequence number, newest highest); ``B..'named:'..name`` hash
+(CID -> that version's metadata, JSON); ``B..'content:'..cid`` hash (``content``
+JSON ``{cid, schema_ref, data_urls}``, ``created_at``); ``B..'users:'..cid`` sorted
+set (the names having this CID as a version, by when they took it);
+``B..'contents'`` set of every CID; ``B..'seq'`` counter; ``B..'id'`` the index id;
+``B..'schema:'..name..'@'..version`` string (JSON record), ``B..'schemas'`` set of
+``name@version``, ``B..'schema_versions:'..name`` set.
+
+Scripts return an entry as ``{name, content, metadata}`` (JSON strings for the last
+two); the client builds ``LocalDatasetEntry`` from them.
 """
 
 from __future__ import annotations
 
-__all__ = ["ADD", "ENTRY_FIELDS", "FETCH", "GET_BY_NAME", "PUBLISH_SCHEMA", "REMOVE", "RENAME"]
-
-# What an entry read returns, in this order. ``content`` is one JSON object (cid,
-# schema_ref, data_urls, metadata) written by the client: reading an entry is two
-# values to parse, not five, which is what makes listing fast.
-ENTRY_FIELDS = ("name", "content")
-_HMGET = "'HMGET', B .. 'entry:' .. cid, 'name', 'content'"
+__all__ = [
+    "ADD",
+    "FETCH_CONTENTS",
+    "FETCH_NAMES",
+    "GET_BY_CID",
+    "GET_BY_NAME",
+    "INDEX_ID",
+    "PUBLISH_SCHEMA",
+    "REMOVE",
+    "RENAME",
+    "VERSIONS",
+]
 
 # Shared helpers, prepended to the scripts that need them.
 _HELPERS = """
 local B = ARGV[1]
--- CID if an entry has that key, else the CID the name points at (false if neither).
-local function resolve(key)
-  if redis.call('EXISTS', B .. 'entry:' .. key) == 1 then return key end
-  return redis.call('GET', B .. 'name:' .. key)
+local unpack = unpack or table.unpack
+local function newest(name)
+  return redis.call('ZREVRANGE', B .. 'history:' .. name, 0, 0)[1]
 end
--- Take cid out of name's versions; the name falls back to its previous version, or goes.
-local function detach(cid, name)
-  local vkey = B .. 'versions:' .. name
-  local nkey = B .. 'name:' .. name
-  redis.call('ZREM', vkey, cid)
-  if redis.call('GET', nkey) == cid then
-    local top = redis.call('ZREVRANGE', vkey, 0, 0)
-    if top[1] then redis.call('SET', nkey, top[1]) else redis.call('DEL', nkey) end
+local function entry(name, cid)
+  return {name, redis.call('HGET', B .. 'content:' .. cid, 'content'), redis.call('HGET', B .. 'named:' .. name, cid)}
+end
+-- Make cid the newest version of name. meta: that version's metadata (JSON), or nil to
+-- keep what the name already recorded for cid ('null' for a version new to the name).
+local function attach(name, cid, meta)
+  if newest(name) ~= cid then
+    local seq = redis.call('INCR', B .. 'seq')
+    redis.call('ZADD', B .. 'history:' .. name, seq, cid)
+    redis.call('ZADD', B .. 'users:' .. cid, 'NX', seq, name)
+  end
+  local nkey = B .. 'named:' .. name
+  if meta then
+    redis.call('HSET', nkey, cid, meta)
+  else
+    redis.call('HSETNX', nkey, cid, 'null')
+  end
+  redis.call('SADD', B .. 'names', name)
+end
+-- Take cid out of name's versions. The name then resolves to its previous version, or
+-- is gone when it had none; the content goes when no other name has it as a version.
+local function detach(name, cid)
+  local hkey = B .. 'history:' .. name
+  redis.call('ZREM', hkey, cid)
+  redis.call('HDEL', B .. 'named:' .. name, cid)
+  if redis.call('EXISTS', hkey) == 0 then redis.call('SREM', B .. 'names', name) end
+  local ukey = B .. 'users:' .. cid
+  redis.call('ZREM', ukey, name)
+  if redis.call('EXISTS', ukey) == 0 then
+    redis.call('DEL', B .. 'content:' .. cid)
+    redis.call('SREM', B .. 'contents', cid)
   end
 end
--- Make cid the newest version of name.
-local function attach(cid, name)
-  local seq = redis.call('INCR', B .. 'seq')
-  redis.call('HSET', B .. 'entry:' .. cid, 'name', name, 'seq', seq)
-  redis.call('ZADD', B .. 'versions:' .. name, seq, cid)
-  redis.call('SET', B .. 'name:' .. name, cid)
-end
--- True when cid already is the newest entry under name.
-local function is_newest(cid, name)
-  return redis.call('HGET', B .. 'entry:' .. cid, 'name') == name
-     and redis.call('GET', B .. 'name:' .. name) == cid
+-- The (name, cid) an argument pair denotes. mode 'entry': exactly name a's version b.
+-- mode 'key': a CID (when content has it) else a name's newest version. Returns name, cid;
+-- or nil, users when the CID is shared by several names (the caller must say which).
+local function target(mode, a, b)
+  if mode == 'entry' then
+    if redis.call('ZSCORE', B .. 'history:' .. a, b) then return a, b end
+    return nil, nil
+  end
+  if redis.call('EXISTS', B .. 'content:' .. a) == 1 then
+    local users = redis.call('ZRANGE', B .. 'users:' .. a, 0, -1)
+    if #users == 1 then return users[1], a end
+    return nil, users
+  end
+  local cid = newest(a)
+  if cid then return a, cid end
+  return nil, nil
 end
 """
 
-# ARGV: base, cid, name, content (JSON), '1' to (re)write the content (metadata given),
-# created_at. Returns the stored content (JSON): the caller knows the rest.
+# ARGV: base, cid, name, content (JSON), metadata (JSON, or '' to keep the stored one),
+# created_at. Returns the entry.
 ADD = (
     _HELPERS
     + """
 local cid, name = ARGV[2], ARGV[3]
-local ekey = B .. 'entry:' .. cid
-local old = redis.call('HGET', ekey, 'name')
-if not old then  -- new content, the common case: one HSET for every field
-  local seq = redis.call('INCR', B .. 'seq')
-  redis.call('HSET', ekey, 'name', name, 'content', ARGV[4], 'seq', seq, 'created_at', ARGV[6])
-  redis.call('ZADD', B .. 'versions:' .. name, seq, cid)
-  redis.call('SET', B .. 'name:' .. name, cid)
-  redis.call('SADD', B .. 'entries', cid)
-  return ARGV[4]
+local ckey = B .. 'content:' .. cid
+if redis.call('HSETNX', ckey, 'content', ARGV[4]) == 1 then
+  redis.call('HSET', ckey, 'created_at', ARGV[6])
+  redis.call('SADD', B .. 'contents', cid)
 end
-if ARGV[5] == '1' then redis.call('HSET', ekey, 'content', ARGV[4]) end
-if not is_newest(cid, name) then
-  detach(cid, old)
-  attach(cid, name)
-end
-return redis.call('HGET', ekey, 'content')
+local meta = ARGV[5]
+if meta == '' then meta = nil end
+attach(name, cid, meta)
+return entry(name, cid)
 """
 )
 
-# ARGV: base, cid-or-name, new name. Returns ENTRY_FIELDS, or false when nothing matches.
+# ARGV: base, mode, a, b, new name (see ``target``). Returns {'ok', entry...},
+# {'shared', names...} or false when nothing matches.
 RENAME = (
     _HELPERS
     + """
-local cid = resolve(ARGV[2])
-if not cid then return false end
-local name = ARGV[3]
-if not is_newest(cid, name) then
-  detach(cid, redis.call('HGET', B .. 'entry:' .. cid, 'name'))
-  attach(cid, name)
+local name, cid = target(ARGV[2], ARGV[3], ARGV[4])
+if not name then
+  if cid then return {'shared', unpack(cid)} end
+  return false
 end
-return redis.call("""
-    + _HMGET
-    + """)
+local new = ARGV[5]
+if new == name then
+  attach(name, cid, nil)
+else
+  attach(new, cid, redis.call('HGET', B .. 'named:' .. name, cid))  -- first: detach may drop the content
+  detach(name, cid)
+end
+return {'ok', unpack(entry(new, cid))}
 """
 )
 
-# ARGV: base, cid-or-name. Returns the removed CID, or false when nothing matches.
+# ARGV: base, mode, a, b (see ``target``). Returns {'ok', name, cid}, {'shared', names...}
+# or false when nothing matches.
 REMOVE = (
     _HELPERS
     + """
-local cid = resolve(ARGV[2])
-if not cid then return false end
-local ekey = B .. 'entry:' .. cid
-detach(cid, redis.call('HGET', ekey, 'name'))
-redis.call('DEL', ekey)
-redis.call('SREM', B .. 'entries', cid)
-return cid
+local name, cid = target(ARGV[2], ARGV[3], ARGV[4])
+if not name then
+  if cid then return {'shared', unpack(cid)} end
+  return false
+end
+detach(name, cid)
+return {'ok', name, cid}
 """
 )
 
-# KEYS[1]: the entries set. ARGV: base, CIDs. ENTRY_FIELDS of each CID, flat, in order
-# (false, false for a CID removed meanwhile): one command per listing batch.
-FETCH = """
-local B = ARGV[1]
+# KEYS[1]: the name's history. ARGV: base, name. The newest entry, or false.
+GET_BY_NAME = (
+    _HELPERS
+    + """
+local cid = newest(ARGV[2])
+if not cid then return false end
+return entry(ARGV[2], cid)
+"""
+)
+
+# KEYS[1]: the content key. ARGV: base, cid. The entry of the first name that took this
+# content and still has it, or false.
+GET_BY_CID = (
+    _HELPERS
+    + """
+local first = redis.call('ZRANGE', B .. 'users:' .. ARGV[2], 0, 0)[1]
+if not first then return false end
+return entry(first, ARGV[2])
+"""
+)
+
+# KEYS[1]: the name's history. ARGV: base, name. Every version as an entry, newest first.
+VERSIONS = (
+    _HELPERS
+    + """
+local out = {}
+for _, cid in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
+  out[#out + 1] = entry(ARGV[2], cid)
+end
+return out
+"""
+)
+
+# KEYS[1]: the names set. ARGV: base, names. The newest entry of each (false for a name
+# removed meanwhile): one command per listing batch.
+FETCH_NAMES = (
+    _HELPERS
+    + """
 local out = {}
 for i = 2, #ARGV do
-  local values = redis.call('HMGET', B .. 'entry:' .. ARGV[i], 'name', 'content')
-  out[#out + 1] = values[1]
-  out[#out + 1] = values[2]
+  local cid = newest(ARGV[i])
+  if cid then out[#out + 1] = entry(ARGV[i], cid) else out[#out + 1] = false end
+end
+return out
+"""
+)
+
+# KEYS[1]: the contents set. ARGV: base, CIDs. {content, names...} per CID (false for
+# one removed meanwhile), names in the order they took the content.
+FETCH_CONTENTS = """
+local B = ARGV[1]
+local unpack = unpack or table.unpack
+local out = {}
+for i = 2, #ARGV do
+  local content = redis.call('HGET', B .. 'content:' .. ARGV[i], 'content')
+  if content then
+    out[#out + 1] = {content, unpack(redis.call('ZRANGE', B .. 'users:' .. ARGV[i], 0, -1))}
+  else
+    out[#out + 1] = false
+  end
 end
 return out
 """
 
-# KEYS[1]: the name key. ARGV: base. One round trip for name -> CID -> ENTRY_FIELDS.
-GET_BY_NAME = (
-    """
-local B = ARGV[1]
-local cid = redis.call('GET', KEYS[1])
-if not cid then return false end
-return redis.call("""
-    + _HMGET
-    + """)
+# KEYS[1]: the id key. ARGV: a fresh id. The index id: created by the first caller, kept.
+INDEX_ID = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return ARGV[1] end
+return redis.call('GET', KEYS[1])
 """
-)
 
 # ARGV: base, name, version, record (JSON). Stores the record unless that version exists;
 # returns false when stored, else the record already there (the caller compares fields).

@@ -30,9 +30,10 @@ class LocalIndexConformance(IndexConformance):
         return raw_keys(index)
 
     def bookkeeping_keys(self, index: AbstractIndex) -> set[str]:
-        # The sequence counter outlives the entries, so versions stay ordered after a removal.
+        # The sequence counter outlives the entries, so versions stay ordered after a removal;
+        # the index id outlives them too (hives record it as their owner).
         assert isinstance(index, LocalIndex)
-        return {"{" + index.key_prefix + "}seq"}
+        return {"{" + index.key_prefix + "}seq", "{" + index.key_prefix + "}id"}
 
     def test_a_name_passed_as_cid_is_told_to_use_get_entry_by_name(self, index: AbstractIndex) -> None:
         with pytest.raises(EntryNotFound, match=r"'my-dataset' is not a CID.*get_entry_by_name"):

@@ -457,8 +457,8 @@ class Repo:
 
     def _referenced_urls(self) -> set[str]:
         referenced: set[str] = set()
-        for entry in self.index.entries:
-            referenced.update(expand_urls(entry.data_urls))
+        for content in self.index.contents:  # every CID, older versions included
+            referenced.update(expand_urls(content.data_urls))
         return referenced
 
 

@@ -274,12 +274,9 @@ def _ls(args: argparse.Namespace, out: Output) -> int:
 
 def _listing(index: LocalIndex, *, every_version: bool) -> list[tuple[LocalDatasetEntry, int]]:
     """Entries by name; per name the newest only, or every version newest first."""
-    by_name: dict[str, list[LocalDatasetEntry]] = {}
-    for entry in index.all_entries:
-        by_name.setdefault(entry.name, []).append(entry)
     listing = []
-    for name in sorted(by_name):
-        versions = by_name[name] if len(by_name[name]) == 1 else index.get_entry_versions(name)
+    for name in sorted(entry.name for entry in index.all_entries):
+        versions = index.get_entry_versions(name)
         listing += [(entry, len(versions)) for entry in (versions if every_version else versions[:1])]
     return listing
 
@@ -357,7 +354,9 @@ def _insert(args: argparse.Namespace, out: Output) -> int:
 def _rm(args: argparse.Namespace, out: Output) -> int:
     index = make_index(args)
     entry = resolve_entry(index, args.ref)
-    index.remove_entry(entry.cid)
+    # By name: exactly that name's newest version. By CID: refused (AmbiguousEntry, naming
+    # them) when several names share it, so no name is dropped that the user did not give.
+    index.remove_entry(entry.cid if args.ref == entry.cid else entry)
     out.emit(
         {"removed": entry.cid, "name": entry.name},
         f"removed {entry.name!r} ({entry.cid}); `atdata gc` frees its shards",
