@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +83,7 @@ class StoredContent:
     names: tuple[str, ...]
 
     @classmethod
-    def from_values(cls, content: Any, names: list[Any]) -> StoredContent:
+    def from_values(cls, content: Any, names: Sequence[Any]) -> StoredContent:
         fields = json.loads(content)
         return cls(
             cid=fields["cid"],
