@@ -100,6 +100,7 @@ def test_entry_cid_matches_hand_framed_cid() -> None:
     assert cid.encode_dag_cbor(content) == block
     assert cid.generate_cid(content) == _independent_cid(block)
     assert cid.generate_cid(content).startswith("bafyrei")
+    assert cid.entry_cid(ref.decode(), [url.decode()]) == _independent_cid(block)  # the spec's entry rule
 
 
 def test_parse_cid_parts() -> None:

@@ -32,6 +32,7 @@ def test_cid_module_names() -> None:
         "ParsedCID",
         "cid_from_bytes",
         "encode_dag_cbor",
+        "entry_cid",
         "generate_cid",
         "parse_cid",
         "verify_cid",

@@ -23,7 +23,7 @@ from multiformats import CID, multihash
 
 from .errors import InvalidArgument
 
-__all__ = ["ParsedCID", "cid_from_bytes", "encode_dag_cbor", "generate_cid", "parse_cid", "verify_cid"]
+__all__ = ["ParsedCID", "cid_from_bytes", "encode_dag_cbor", "entry_cid", "generate_cid", "parse_cid", "verify_cid"]
 
 _CODEC = "dag-cbor"
 _HASH = "sha2-256"
@@ -210,6 +210,15 @@ def generate_cid(obj: Any) -> str:
         ``obj`` holds a value DAG-CBOR cannot represent.
     """
     return cid_from_bytes(encode_dag_cbor(obj))
+
+
+def entry_cid(schema_ref: str, data_urls: list[str]) -> str:
+    """The CID of an index entry: ``generate_cid({"schema_ref": ..., "data_urls": [...]})``.
+
+    The spec's rule, here once, so every index and ``Repo`` give identical content the
+    same CID (name and metadata are not part of it), locally and on ATProto.
+    """
+    return generate_cid({"schema_ref": schema_ref, "data_urls": list(data_urls)})
 
 
 def parse_cid(cid: str) -> ParsedCID:

@@ -99,6 +99,3 @@ class DiskDataStore(AbstractDataStore):
             return self.root.as_uri()
         uri = self._path(key.rstrip("/")).as_uri()
         return uri + "/" if key.endswith("/") else uri
-
-    def supports_streaming(self) -> bool:
-        return True

@@ -9,20 +9,15 @@ conformance suites in ``atdata.testing`` check one behaviour everywhere.
 from __future__ import annotations
 
 import abc
-import logging
-import tempfile
-import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
-from .errors import AtdataError, InvalidArgument, StoreError
-from .writing import ShardSink, ShardWriter, check_limits
+from .errors import InvalidArgument
+from .staging import StagedInsert, WrittenShard
+from .writing import ShardSink, check_limits
 
 __all__ = ["AbstractDataStore", "AbstractIndex", "IndexEntry", "ObjectInfo", "ShardSink", "WrittenShard"]
-
-log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -99,6 +94,27 @@ class AbstractIndex(abc.ABC):
         """Every stored schema record."""
 
     @property
+    def contents(self) -> Iterator[Any]:
+        """Every stored content (each with ``data_urls``), older versions included: what gc keeps.
+
+        The default is :attr:`entries`, right for an index that keeps one version per name;
+        an index that keeps older versions (``LocalIndex``) overrides it.
+        """
+        return iter(self.entries)
+
+    @property
+    def owner_record(self) -> dict[str, str]:
+        """How this index names itself in the owner record of a hive it writes to.
+
+        ``Repo`` stores it in a hive on first insert and refuses inserts and gc through an
+        index whose record differs: gc deletes what its index does not reference, so two
+        indexes sharing a hive would delete each other's data. Override it with values that
+        are equal for the same index in every process and connection (``LocalIndex``: its
+        key prefix); the default, the index's repr, is safe but strict.
+        """
+        return {"index": repr(self)}
+
+    @property
     def all_entries(self) -> list[IndexEntry]:
         """One entry per name as a list (loads them all: prefer ``entries`` for large indexes)."""
         return list(self.entries)
@@ -124,39 +140,14 @@ class ObjectInfo:
     mtime: float
 
 
-class WrittenShard(str):
-    """The URL of a shard ``write_shards`` wrote, with what was measured while writing it.
-
-    A plain ``str`` everywhere a URL is expected; ``sha256`` (hex digest of the whole
-    tar), ``size`` (bytes) and ``num_samples`` let callers record checksums next to the
-    data so readers can verify it. (Not ``count``: that would hide ``str.count``.)
-    """
-
-    sha256: str
-    size: int
-    num_samples: int
-
-    def __new__(cls, url: str, *, sha256: str, size: int, num_samples: int) -> WrittenShard:
-        shard = super().__new__(cls, url)
-        shard.sha256, shard.size, shard.num_samples = sha256, size, num_samples
-        return shard
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_written_shard, (str(self), self.sha256, self.size, self.num_samples))
-
-
-def _written_shard(url: str, sha256: str, size: int, num_samples: int) -> WrittenShard:
-    return WrittenShard(url, sha256=sha256, size=size, num_samples=num_samples)
-
-
 class AbstractDataStore(abc.ABC):
     """Object storage for shards, addressed by key under one root (a bucket, a directory).
 
-    Backends implement six primitives: ``open_write``, ``open_read``, ``delete``,
-    ``list_objects``, ``url_for`` and ``supports_streaming``. ``write_shards`` and
-    ``write_bytes`` are built on them once, here, so the failure rule holds for every
-    backend: if a write fails, open writers are aborted and every shard the call wrote
-    is deleted before the error is raised, so nothing half-written survives.
+    Backends implement five primitives: ``open_write``, ``open_read``, ``delete``,
+    ``list_objects`` and ``url_for``. ``write_shards`` and ``write_bytes`` are built on
+    them once (``write_shards`` through :mod:`atdata.staging`), so the failure rule
+    holds for every backend: if a write fails, open writers are aborted and every shard
+    the call wrote is deleted before the error is raised, so nothing half-written survives.
 
     Stores travel into DataLoader workers: subclasses pickle only their parameters
     and create clients lazily in each process.
@@ -186,9 +177,13 @@ class AbstractDataStore(abc.ABC):
     def url_for(self, key: str) -> str:
         """The full URL (``s3://bucket/key``, ``file:///root/key``) readers open."""
 
-    @abc.abstractmethod
     def supports_streaming(self) -> bool:
-        """True when shards can be written while they are produced, without a local copy."""
+        """True: every store takes shards while they are produced (``write_shards`` streams).
+
+        Not part of what a backend implements (nothing in atdata branches on it); kept
+        because the spec's examples call it.
+        """
+        return True
 
     def write_bytes(self, key: str, data: bytes) -> str:
         """Store ``data`` under ``key`` atomically (e.g. dataset metadata); returns its URL.
@@ -220,8 +215,12 @@ class AbstractDataStore(abc.ABC):
         maxsize: int | None = None,
         cache_local: bool = False,
         progress: bool | Callable[[int, int], None] | None = None,
-    ) -> list[str]:
-        """Write the samples of ``dataset`` as shards ``{prefix}/data--{uuid}--{i:06d}.tar``.
+    ) -> list[WrittenShard]:
+        """Write the samples of ``dataset`` as shards ``{prefix}/data--{insert_id}--{i:06d}.tar``.
+
+        One :class:`~atdata.staging.StagedInsert` of its own writes them (the naming rule
+        is :class:`~atdata.staging.InsertKeys`); to stage shards as part of an insert that
+        also commits an index entry, use a ``StagedInsert`` directly.
 
         Parameters
         ----------
@@ -241,8 +240,8 @@ class AbstractDataStore(abc.ABC):
 
         Returns
         -------
-        list[str]
-            The shard URLs in order, each a :class:`WrittenShard` carrying its sha256.
+        list[WrittenShard]
+            The shard URLs in order, each carrying its key, insert id, index and sha256.
 
         Raises
         ------
@@ -253,132 +252,7 @@ class AbstractDataStore(abc.ABC):
             Bad limits or a bad sample (raised before or while writing; cleaned up too).
         """
         check_limits(maxcount, maxsize)
-        if not isinstance(prefix, str) or "://" in prefix:
-            raise InvalidArgument(
-                f"prefix={prefix!r} is invalid: pass a key prefix inside the store such as 'datasets/v1' "
-                "(not a URL: the store already names its bucket or directory)"
-            )
-        prefix = prefix.strip("/")
-        run = uuid.uuid4()
-        keys: list[str] = []
-        commits: list[Future[None]] = []
-        committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atdata-commit")
-
-        def open_sink(index: int) -> ShardSink:
-            # Commit of shard i overlaps with filling shard i+1, never more: waiting
-            # here bounds both memory and the work lost if a commit fails.
-            for done in commits[:-1] if commits else []:
-                done.result()
-            keys.append(f"{prefix}/data--{run}--{index:06d}.tar" if prefix else f"data--{run}--{index:06d}.tar")
-            sink = _LocalCopySink(self, keys[-1]) if cache_local else self.open_write(keys[-1])
-            return _BackgroundCommit(sink, committer, commits)
-
-        report, close_bar = _progress_callback(progress)
-        writer = ShardWriter(open_sink, maxcount=maxcount, maxsize=maxsize, progress=report)
         samples = dataset.raw_samples() if hasattr(dataset, "raw_samples") else dataset
-        try:
-            with writer:
-                for sample in samples:
-                    writer.write(sample)
-            for done in commits:
-                done.result()
-        except BaseException as exc:
-            self._undo_write(keys, commits, exc)
-            if isinstance(exc, AtdataError) or not isinstance(exc, Exception):
-                raise
-            raise StoreError(
-                f"writing shards to {self.url_for(prefix)!r} failed: {type(exc).__name__}: {exc} "
-                f"(the {len(keys)} shard(s) of this write were removed)"
-            ) from exc
-        finally:
-            committer.shutdown(wait=True)
-            close_bar()
-        return [
-            WrittenShard(self.url_for(keys[shard.index]), sha256=shard.sha256, size=shard.size, num_samples=shard.count)
-            for shard in writer.shards
-        ]
-
-    def _undo_write(self, keys: list[str], commits: list[Future[None]], exc: BaseException) -> None:
-        # A commit still running could make a shard visible after we deleted it.
-        for done in commits:
-            try:
-                done.result()
-            except BaseException:  # noqa: BLE001, S110 - its error is the one being raised or a consequence
-                pass
-        try:
-            self.delete(keys)
-        except Exception as cleanup:  # noqa: BLE001 - reported on the original error
-            log.error("could not remove shards %s after a failed write: %s", keys, cleanup)
-            exc.add_note(f"atdata: these shards could not be removed and need a gc: {keys} ({cleanup})")
-
-
-class _BackgroundCommit:
-    """Runs a sink's ``commit`` on the committer thread so the next shard can fill meanwhile."""
-
-    def __init__(self, sink: ShardSink, committer: ThreadPoolExecutor, commits: list[Future[None]]) -> None:
-        self._sink, self._committer, self._commits = sink, committer, commits
-
-    def write(self, data: bytes, /) -> Any:
-        return self._sink.write(data)
-
-    def commit(self) -> None:
-        self._commits.append(self._committer.submit(self._sink.commit))
-
-    def abort(self) -> None:
-        self._sink.abort()
-
-
-class _LocalCopySink:
-    """``cache_local=True``: fill a local temporary file, then copy it to the store on commit."""
-
-    _CHUNK = 8 << 20
-
-    def __init__(self, store: AbstractDataStore, key: str) -> None:
-        self._store, self._key = store, key
-        self._file = tempfile.TemporaryFile(prefix="atdata-shard-")  # noqa: SIM115 - closed in commit/abort
-
-    def write(self, data: bytes, /) -> int:
-        return self._file.write(data)
-
-    def commit(self) -> None:
-        try:
-            self._file.seek(0)
-            writer = self._store.open_write(self._key)
-            try:
-                while chunk := self._file.read(self._CHUNK):
-                    writer.write(chunk)
-                writer.commit()
-            except BaseException:
-                writer.abort()
-                raise
-        finally:
-            self._file.close()
-
-    def abort(self) -> None:
-        self._file.close()
-
-
-def _progress_callback(
-    progress: bool | Callable[[int, int], None] | None,
-) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
-    if progress is None or progress is False:
-        return None, lambda: None
-    if callable(progress):
-        return progress, lambda: None
-    if progress is not True:
-        raise InvalidArgument(f"progress={progress!r} is invalid: pass True, a callable, or None")
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as exc:
-        raise InvalidArgument("progress=True needs tqdm: `pip install tqdm`, or pass a callable") from exc
-    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="writing shards")
-    shards = 0
-
-    def report(nbytes: int, nshards: int) -> None:
-        nonlocal shards
-        if nshards:
-            shards += nshards
-            bar.set_postfix(shards=shards, refresh=False)
-        bar.update(nbytes)
-
-    return report, bar.close
+        return StagedInsert(self, prefix).write_shards(
+            samples, maxcount=maxcount, maxsize=maxsize, cache_local=cache_local, progress=progress
+        )

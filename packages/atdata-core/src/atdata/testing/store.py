@@ -25,7 +25,7 @@ import io
 import pickle
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 import msgpack
@@ -33,6 +33,7 @@ import pytest
 
 from atdata.errors import InvalidArgument, ObjectNotFound, StoreError
 from atdata.protocols import AbstractDataStore, WrittenShard
+from atdata.staging import InsertKeys
 
 __all__ = ["DataStoreConformance"]
 
@@ -46,7 +47,7 @@ def make_raw_samples(n: int, payload_size: int = 16) -> list[tuple[str, bytes]]:
     return [(f"{i:08d}", msgpack.packb({"i": i, "blob": bytes([i % 256]) * payload_size})) for i in range(n)]
 
 
-def written(urls: list[str]) -> list[WrittenShard]:
+def written(urls: Sequence[str]) -> list[WrittenShard]:
     """``write_shards``' result, checked to carry what was measured while writing."""
     assert all(isinstance(url, WrittenShard) for url in urls)
     return [url for url in urls if isinstance(url, WrittenShard)]
@@ -161,9 +162,12 @@ class DataStoreConformance(Generic[S]):
             runs.add(url.rsplit("--", 1)[0])
         assert indexes == [0, 1, 2] and len(runs) == 1
         read = []
-        for url in urls:
+        for position, url in enumerate(urls):
             members, data = self.read_shard(store, url)
             assert isinstance(url, WrittenShard)
+            assert (url.shard_index, url.insert_id) == (position, urls[0].insert_id)
+            assert url.key == InsertKeys("datasets/v1", url.insert_id).shard(position)
+            assert store.url_for(url.key) == url
             assert url.sha256 == hashlib.sha256(data).hexdigest()
             assert (url.size, url.num_samples) == (len(data), len(members))
             read.extend(members)

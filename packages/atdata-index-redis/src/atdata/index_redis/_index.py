@@ -108,6 +108,11 @@ class LocalIndex(SchemaMethods, AbstractIndex):
         return re.sub(r"([*?\[\]\\])", r"\\\1", self._base) + "*"
 
     @property
+    def owner_record(self) -> dict[str, str]:
+        """What a hive's owner record holds about this index (``AbstractIndex.owner_record``)."""
+        return {"key_prefix": self.key_prefix}
+
+    @property
     def redis(self) -> Any:
         """The redis-py client of this process (built on first use)."""
         if self._client is None:

@@ -5,8 +5,8 @@ handed to a thread pool and uploaded while the writer keeps filling the next par
 at most ``max_concurrency`` parts are in flight per store, so memory stays near
 ``(max_concurrency + 1) * part_size`` however large the dataset. A shard smaller
 than one part is sent with a single ``PutObject``. ``write_shards`` (in core) commits
-each shard on a background thread, so the next shard fills while the previous one
-completes, and removes everything it wrote if anything fails.
+each shard on a background thread (``atdata._shard_upload``), so the next shard fills
+while the previous one completes, and removes everything it wrote if anything fails.
 """
 
 from __future__ import annotations
@@ -138,9 +138,6 @@ class S3DataStore(AbstractDataStore):
 
     def url_for(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
-
-    def supports_streaming(self) -> bool:
-        return True
 
     def open_write(self, key: str) -> _MultipartWriter:
         if not isinstance(key, str) or not key or key.startswith("/"):

@@ -1,0 +1,336 @@
+"""One insert's lifetime in a data store: stage objects, then commit them to an entry or abort.
+
+The failure rule of an insert (DESIGN.md) lives here, once:
+
+1. **stage**: shards (``data--{insert_id}--{index:06d}.tar``), the dataset's metadata
+   (``data--{insert_id}--metadata.msgpack``) and a content record
+   (``content/{digest}--{insert_id}.json``) are written under the prefix, every name
+   carrying the insert id. Nothing staged is an entry yet: no reader can find it.
+2. **commit**: one atomic index write names the staged objects; from then on they
+   belong to the entry.
+3. **abort**: if anything fails before the commit, every object this insert staged is
+   deleted (open multipart uploads aborted) before the error propagates. If the commit
+   itself fails in a way that may have landed (a lost reply), the objects are kept and
+   ``gc`` decides later. A crash leaves at worst objects no entry names; ``gc`` finds
+   them by the insert id in their names (:meth:`InsertKeys.insert_id_of`) once they are
+   older than its grace period.
+
+:class:`InsertKeys` is the one place that knows these names; :class:`StagedInsert` is the
+transaction; :class:`WrittenShard` is what staging a shard returns. A ``StagedInsert``
+pickles as its store, prefix and insert id, so other processes can stage shards of the
+same insert (each shard named by the insert id and its index, so writing an index again
+replaces that shard) while one process commits or aborts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._shard_upload import ShardUploads
+from .errors import AtdataError, InvalidArgument, StoreError
+from .writing import ShardWriter, check_limits
+
+if TYPE_CHECKING:
+    from .protocols import AbstractDataStore
+
+__all__ = ["InsertKeys", "StagedInsert", "WrittenShard"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_STAGED_NAME = re.compile(
+    rf"data--(?P<id>{_ID})--(?:\d{{6}}\.tar|metadata\.msgpack)|content/[0-9a-f]{{64}}--(?P<cid>{_ID})\.json"
+)
+
+
+def join_key(prefix: str, name: str) -> str:
+    """``prefix/name``, or ``name`` under the empty prefix."""
+    return f"{prefix}/{name}" if prefix else name
+
+
+@dataclass(frozen=True)
+class InsertKeys:
+    """The store keys of everything one insert writes under ``prefix``: the naming rule, once."""
+
+    prefix: str
+    insert_id: str
+
+    def shard(self, index: int) -> str:
+        """The key of shard ``index``: ``{prefix}/data--{insert_id}--{index:06d}.tar``."""
+        return join_key(self.prefix, self._shard_name(index))
+
+    def _shard_name(self, index: int | str) -> str:
+        number = f"{index:06d}" if isinstance(index, int) else index
+        return f"data--{self.insert_id}--{number}.tar"
+
+    @property
+    def metadata(self) -> str:
+        """The key of the dataset's metadata: ``{prefix}/data--{insert_id}--metadata.msgpack``."""
+        return join_key(self.prefix, f"data--{self.insert_id}--metadata.msgpack")
+
+    def content(self, digest: str) -> str:
+        """The key of the content record of ``digest``: ``{prefix}/content/{digest}--{insert_id}.json``."""
+        return join_key(self.prefix, f"content/{digest}--{self.insert_id}.json")
+
+    @staticmethod
+    def content_prefix(prefix: str, digest: str) -> str:
+        """The listing prefix of every insert's content record of ``digest`` under ``prefix``."""
+        return join_key(prefix, f"content/{digest}--")
+
+    @staticmethod
+    def insert_id_of(name: str) -> str | None:
+        """The insert id in ``name`` (a key relative to the prefix), or None if no insert wrote it."""
+        match = _STAGED_NAME.fullmatch(name)
+        return None if match is None else match["id"] or match["cid"]
+
+    def brace_url(self, shards: Sequence[WrittenShard]) -> str:
+        """One URL for ``shards`` 0..n-1 of this insert: ``.../data--{id}--{000000..00000N}.tar``.
+
+        The one shard's own URL when there is one. Built from the first shard's URL (the
+        store decides how a key becomes a URL), replacing only the shard's file name.
+        """
+        if [shard.shard_index for shard in shards] != list(range(len(shards))) or any(
+            shard.insert_id != self.insert_id for shard in shards
+        ):
+            raise InvalidArgument(
+                f"cannot name shards {[str(s) for s in shards][:3]}... with one URL: pass shards 0..n-1 of insert "
+                f"{self.insert_id} in order"
+            )
+        first = str(shards[0])
+        if len(shards) == 1:
+            return first
+        name = self._shard_name(0)
+        return first[: -len(name)] + self._shard_name(f"{{000000..{len(shards) - 1:06d}}}")
+
+
+class WrittenShard(str):
+    """The URL of a shard an insert staged, with its key and what was measured while writing it.
+
+    A plain ``str`` everywhere a URL is expected. ``key`` (its store key), ``insert_id``
+    and ``shard_index`` say which insert staged it and where it sits; ``sha256`` (hex digest of
+    the whole tar), ``size`` (bytes) and ``num_samples`` let callers record checksums next
+    to the data so readers can verify it. (Not ``count`` or ``index``: they would hide str methods.)
+    """
+
+    key: str
+    insert_id: str
+    shard_index: int
+    sha256: str
+    size: int
+    num_samples: int
+
+    def __new__(
+        cls, url: str, *, key: str, insert_id: str, shard_index: int, sha256: str, size: int, num_samples: int
+    ) -> WrittenShard:
+        shard = super().__new__(cls, url)
+        shard.key, shard.insert_id, shard.shard_index = key, insert_id, shard_index
+        shard.sha256, shard.size, shard.num_samples = sha256, size, num_samples
+        return shard
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = (self.key, self.insert_id, self.shard_index, self.sha256, self.size, self.num_samples)
+        return (_written_shard, (str(self), *fields))
+
+
+def _written_shard(
+    url: str, key: str, insert_id: str, shard_index: int, sha256: str, size: int, num_samples: int
+) -> Any:
+    return WrittenShard(
+        url, key=key, insert_id=insert_id, shard_index=shard_index, sha256=sha256, size=size, num_samples=num_samples
+    )
+
+
+class StagedInsert:
+    """One insert as a transaction: stage objects in ``store`` under ``prefix``, then commit or abort.
+
+    Parameters
+    ----------
+    store
+        Where the objects go.
+    prefix
+        Key prefix (a "directory") under the store's root; not a URL.
+    insert_id
+        The id every staged name carries; default a new uuid4. Pass an existing insert's
+        id to stage more shards of it from another process.
+
+    Use as a context manager: leaving the block without :meth:`commit` (an exception, a
+    forgotten commit) aborts, deleting everything this object staged.
+    """
+
+    def __init__(self, store: AbstractDataStore, prefix: str = "", insert_id: str | None = None) -> None:
+        if not isinstance(prefix, str) or "://" in prefix:
+            raise InvalidArgument(
+                f"prefix={prefix!r} is invalid: pass a key prefix inside the store such as 'datasets/v1' "
+                "(not a URL: the store already names its bucket or directory)"
+            )
+        self.store = store
+        self.keys = InsertKeys(prefix.strip("/"), insert_id or str(uuid.uuid4()))
+        self._staged: list[str] = []
+        self._done = False
+
+    @property
+    def insert_id(self) -> str:
+        """The id in the name of every object this insert stages."""
+        return self.keys.insert_id
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix (no leading or trailing ``/``) everything is staged under."""
+        return self.keys.prefix
+
+    @property
+    def staged(self) -> tuple[str, ...]:
+        """Keys this object staged that are neither committed nor aborted yet."""
+        return tuple(self._staged)
+
+    def __repr__(self) -> str:
+        return f"StagedInsert({self.store!r}, prefix={self.prefix!r}, insert_id={self.insert_id!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Staged keys stay with the process that staged them: it commits or aborts them.
+        return (StagedInsert, (self.store, self.prefix, self.insert_id))
+
+    # -- staging ------------------------------------------------------------------------
+
+    def write_shards(
+        self,
+        samples: Iterable[Any],
+        *,
+        maxcount: int | None = None,
+        maxsize: int | None = None,
+        cache_local: bool = False,
+        progress: bool | Callable[[int, int], None] | None = None,
+    ) -> list[WrittenShard]:
+        """Stage ``samples`` as shards ``0, 1, ...`` of this insert (see ``AbstractDataStore.write_shards``).
+
+        Raises
+        ------
+        StoreError
+            The store failed or the samples could not be read (the cause is chained);
+            the shards of this call are deleted first.
+        InvalidArgument
+            Bad limits or a bad sample (cleaned up too).
+        """
+        check_limits(maxcount, maxsize)
+        uploads = ShardUploads(self.store, cache_local=cache_local, progress=progress)
+        keys: list[str] = []
+
+        def open_sink(index: int) -> Any:
+            keys.append(self.keys.shard(index))
+            self._staged.append(keys[-1])
+            return uploads.open(keys[-1])
+
+        writer = ShardWriter(open_sink, maxcount=maxcount, maxsize=maxsize, progress=uploads.report)
+        try:
+            with uploads:
+                with writer:
+                    for sample in samples:
+                        writer.write(sample)
+                uploads.wait()
+        except BaseException as exc:
+            uploads.settle()  # a commit still running could make a shard visible after its delete
+            self._unstage(keys)
+            cleanup = self._delete(keys)
+            if cleanup is not None:
+                exc.add_note(f"atdata: these shards could not be removed and need a gc: {keys} ({cleanup})")
+            if isinstance(exc, AtdataError) or not isinstance(exc, Exception):
+                raise
+            raise StoreError(
+                f"writing shards to {self.store.url_for(self.prefix)!r} failed: {type(exc).__name__}: {exc} "
+                f"(the {len(keys)} shard(s) of this write were removed)"
+            ) from exc
+        return [
+            WrittenShard(
+                self.store.url_for(keys[shard.index]),
+                key=keys[shard.index],
+                insert_id=self.insert_id,
+                shard_index=shard.index,
+                sha256=shard.sha256,
+                size=shard.size,
+                num_samples=shard.count,
+            )
+            for shard in writer.shards
+        ]
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        """Stage ``data`` under ``key`` (one of :attr:`keys`' names); returns its URL."""
+        self._staged.append(key)
+        return self.store.write_bytes(key, data)
+
+    # -- ending -------------------------------------------------------------------------
+
+    def commit(self, write_entry: Callable[[], T], *, may_have_landed: Callable[[], bool]) -> T:
+        """Run ``write_entry`` (the one atomic index write naming the staged objects) and end the insert.
+
+        On success the staged objects belong to the entry. If ``write_entry`` raises and
+        ``may_have_landed()`` says the write could have landed anyway (its reply was lost),
+        the objects are kept for ``gc`` to judge (a note on the error says so); otherwise
+        they are deleted. The error propagates either way.
+        """
+        try:
+            result = write_entry()
+        except BaseException as exc:
+            if self._staged and may_have_landed():
+                exc.add_note(
+                    f"atdata: the index write may have landed, so the {len(self._staged)} object(s) of this insert "
+                    "were kept; if no entry refers to them, `atdata gc` removes them"
+                )
+                self._end()
+            else:
+                self.abort(exc)
+            raise
+        self._end()
+        return result
+
+    def abort(self, exc: BaseException | None = None) -> None:
+        """Delete every object this insert staged (not an error if some never existed).
+
+        With ``exc`` (the error that ends the insert), a deletion that fails is logged and
+        noted on ``exc``, which the caller then raises (``atdata gc`` removes what remains).
+        Without it, the store's error is raised and the objects stay staged, so leaving
+        the ``with`` block on that error tries once more.
+        """
+        staged = self._staged
+        if staged:
+            try:
+                self.store.delete(staged)
+            except Exception as cleanup:
+                if exc is None:
+                    raise
+                log.error("could not remove %s after a failed insert: %s", staged, cleanup)
+                exc.add_note(f"atdata: {len(staged)} object(s) of this insert remain; `atdata gc` removes them")
+        self._end()
+
+    def _end(self) -> None:
+        self._staged = []
+        self._done = True
+
+    def _unstage(self, keys: list[str]) -> None:
+        gone = set(keys)
+        self._staged = [key for key in self._staged if key not in gone]
+
+    def _delete(self, keys: list[str]) -> Exception | None:
+        """Delete ``keys``; a failure is logged and returned (the caller notes it on its error)."""
+        try:
+            self.store.delete(keys)
+        except Exception as cleanup:  # noqa: BLE001 - reported on the original error
+            log.error("could not remove %s after a failed insert: %s", keys, cleanup)
+            return cleanup
+        return None
+
+    def __enter__(self) -> StagedInsert:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._done:
+            self.abort(exc)
