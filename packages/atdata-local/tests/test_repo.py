@@ -395,3 +395,23 @@ def test_redis_dying_before_the_index_write_keeps_data_for_gc(tmp_path: Path, so
             repo.index.get_entry_by_name("lost")  # it had not landed
         assert len(repo.gc(grace=0, force=True).removed) == 11
         assert hive_files(repo) == []
+
+
+def test_from_parts_takes_any_index_and_store(
+    tmp_path: Path, redis_server: Any, key_prefix: str, source: atdata.Dataset[Point]
+) -> None:
+    from atdata.disk_store import DiskDataStore
+    from atdata.index_redis import LocalIndex
+
+    repo = Repo.from_parts(
+        LocalIndex.from_url(redis_server.url, key_prefix=key_prefix), DiskDataStore(tmp_path), "/a/b/"
+    )
+    entry, stored = repo.insert(source, name="parts", maxcount=50)
+    assert repo.prefix == "a/b" and stored.url.startswith((tmp_path / "a" / "b").as_uri() + "/data--")
+    assert labels(atdata.Dataset[Point](entry.data_urls[0])) == list(range(100))
+    with pytest.raises(InvalidArgument, match="not an atdata.AbstractIndex"):
+        Repo.from_parts(object(), repo.store)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="not an atdata.AbstractDataStore"):
+        Repo.from_parts(repo.index, "s3://bucket")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="not a URL"):
+        Repo.from_parts(repo.index, repo.store, "s3://bucket/p")
