@@ -13,46 +13,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import os
 import pkgutil
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn, TextIO
+from typing import NoReturn
 
 from atdata.errors import AtdataError
 
 from . import commands
 from ._version import __version__
+from .commands._base import Output, common_options, examples
 
 __all__ = ["Output", "build_parser", "common_options", "examples", "main"]
-
-
-@dataclass
-class Output:
-    """Where a command writes its result: JSON for scripts, text for people."""
-
-    json: bool
-    stream: TextIO
-
-    def emit(self, data: Any, text: str) -> None:
-        """Print ``data`` as JSON under ``--json``, else the human ``text``."""
-        if self.json:
-            json.dump(data, self.stream, indent=2, default=str)
-            self.stream.write("\n")
-        else:
-            self.stream.write(text.rstrip("\n") + "\n")
-
-
-class _HelpFormatter(argparse.HelpFormatter):
-    """argparse's formatter, except that an ``examples:`` epilog keeps one command per line."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if text.startswith("examples:"):
-            return "\n".join(indent + line for line in text.splitlines())
-        return super()._fill_text(text, width, indent)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,29 +37,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
-
-
-def examples(*commands: str) -> dict[str, Any]:
-    """Keyword arguments for ``add_parser``: ``--help`` ends with these example commands.
-
-    A first-time user copies an example before reading option lists, so every command has some.
-    """
-    epilog = "examples:\n" + "\n".join(f"  {command}" for command in commands)
-    return {"epilog": epilog, "formatter_class": _HelpFormatter}
-
-
-def common_options() -> argparse.ArgumentParser:
-    """Parent parser with ``--json`` and ``--debug`` for every leaf command.
-
-    Defaults are suppressed so that a flag given before the subcommand
-    (``atdata --json local status``) is not reset by the subparser.
-    """
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
-    parent.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs"
-    )
-    return parent
 
 
 def build_parser() -> argparse.ArgumentParser:

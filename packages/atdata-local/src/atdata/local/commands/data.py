@@ -20,8 +20,8 @@ from atdata.sample import PackableSample
 from atdata.urls import expand_urls
 
 from .._progress import InsertProgress
-from ..cli import Output, common_options, examples
 from ..repo import DEFAULT_GRACE, DEFAULT_MAXCOUNT, DEFAULT_MAXSIZE
+from ._base import Output, common_options, examples
 from ._connect import add_index_options, add_store_options, configure_reads, make_index, make_repo
 from ._sizes import ShardSizes, SizeProbe, human_bytes
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import servers
-from ..cli import Output, common_options, examples
+from ._base import Output, common_options, examples
 
 __all__ = ["register"]
 

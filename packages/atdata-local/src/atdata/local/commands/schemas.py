@@ -9,7 +9,7 @@ from atdata.errors import SchemaNotFound
 from atdata.index_redis import LocalIndex
 from atdata.schema import SCHEMA_REF_PREFIX
 
-from ..cli import Output, common_options, examples
+from ._base import Output, common_options, examples
 from ._connect import add_index_options, make_index
 
 __all__ = ["find_schema", "register"]
