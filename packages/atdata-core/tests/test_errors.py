@@ -32,6 +32,10 @@ def test_every_public_error_derives_from_atdata_error() -> None:
         (errors.UnsupportedFieldType, TypeError),
         (errors.MissingField, TypeError),
         (errors.MissingField, errors.InvalidArgument),
+        (errors.AtmosphereAuthError, PermissionError),
+        (errors.AtmosphereUnavailable, ConnectionError),
+        (errors.RecordNotFound, LookupError),
+        (errors.InvalidRecord, ValueError),
     ],
 )
 def test_builtin_mixins_keep_existing_except_clauses_working(cls: type, builtin: type) -> None:

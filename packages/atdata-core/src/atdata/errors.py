@@ -24,6 +24,11 @@ that builtin in, so existing ``except`` clauses keep working::
     ├── CredentialsError (+ValueError)        bad or missing credentials file or key
     ├── IndexConnectionError (+ConnectionError)  cannot reach or authenticate to Redis
     ├── LocalServerError                      an embedded local server could not start or stop
+    ├── AtmosphereError                       an ATProto PDS refused or failed a request (names PDS and call)
+    │   ├── AtmosphereAuthError (+PermissionError)  bad password, expired session, not logged in
+    │   ├── AtmosphereUnavailable (+ConnectionError)  the PDS cannot be reached
+    │   ├── RecordNotFound (+LookupError)     no record at that AT-URI
+    │   └── InvalidRecord (+ValueError)       a record that does not match its lexicon (names the path)
     └── StoreError                            the object store failed (names the URL)
         ├── ObjectNotFound (+LookupError)     no object at that URL
         ├── BucketNotFound (+LookupError)     the bucket does not exist
@@ -37,15 +42,20 @@ __all__ = [
     "AccessDenied",
     "AmbiguousEntry",
     "AtdataError",
+    "AtmosphereAuthError",
+    "AtmosphereError",
+    "AtmosphereUnavailable",
     "BucketNotFound",
     "CredentialsError",
     "EntryNotFound",
     "IndexConnectionError",
     "InvalidArgument",
+    "InvalidRecord",
     "InvalidSchemaRef",
     "LocalServerError",
     "MissingField",
     "ObjectNotFound",
+    "RecordNotFound",
     "SampleDecodeError",
     "SchemaConflict",
     "SchemaError",
@@ -160,6 +170,33 @@ class IndexConnectionError(AtdataError, ConnectionError):
 
 class LocalServerError(AtdataError):
     """An embedded local server (Redis or S3) could not be started, reached or stopped."""
+
+
+class AtmosphereError(AtdataError):
+    """An ATProto PDS refused or failed a request; names the PDS and the XRPC call.
+
+    Raised by ``atdata.atmosphere`` and ``atdata.promote``. A failed promotion has
+    published no dataset entry (a schema record alone may remain; it is reused).
+    Never quotes a password or a session token.
+    """
+
+
+class AtmosphereAuthError(AtmosphereError, PermissionError):
+    """Login refused (wrong handle or password), a session that expired or was revoked,
+    or a write without ``login`` first."""
+
+
+class AtmosphereUnavailable(AtmosphereError, ConnectionError):
+    """The PDS cannot be reached (down, refused connection, timeout)."""
+
+
+class RecordNotFound(AtmosphereError, LookupError):
+    """No record exists at that AT-URI (or the repository is unknown)."""
+
+
+class InvalidRecord(AtmosphereError, ValueError):
+    """A record that does not validate against its lexicon: names the NSID and the path
+    of the bad value. Checked before a record is written, and on records read."""
 
 
 class StoreError(AtdataError):
