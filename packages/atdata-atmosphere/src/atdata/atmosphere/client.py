@@ -91,6 +91,7 @@ class AtmosphereClient:
         if not handle or not password:
             raise InvalidArgument("login needs a handle and a password (neither may be empty)")
         with self._errors("com.atproto.server.createSession"):
+            self._sdk.update_base_url(self._base_url)  # each login starts where the user pointed
             self._sdk.login(handle, password, fetch_bsky_profile=False)
         self._session = Session.decode(self._sdk.export_session_string())
         log.info("logged in to %s as %s (%s)", self._base_url, self.handle, self.did)
@@ -139,7 +140,8 @@ class AtmosphereClient:
         """Delete the record at ``uri`` (in the logged-in repo); a missing record is fine."""
         at = AtUri.parse(uri)
         self._procedure(
-            "com.atproto.repo.deleteRecord", {"repo": self.require_login(), "collection": at.collection, "rkey": at.rkey}
+            "com.atproto.repo.deleteRecord",
+            {"repo": self.require_login(), "collection": at.collection, "rkey": at.rkey},
         )
 
     def get_record(self, uri: str) -> tuple[dict[str, Any], str]:

@@ -90,7 +90,9 @@ class _Validator:
         context = context or self.nsid
         kind = schema.get("type")
         if isinstance(value, float):
-            raise self.fail(path, f"is a float ({value!r}): the ATProto data model has none (use an integer or a string)")
+            raise self.fail(
+                path, f"is a float ({value!r}): the ATProto data model has none (use an integer or a string)"
+            )
         handler = getattr(self, f"_{kind}", None)
         if handler is None:
             raise self.fail(path, f"uses lexicon type {kind!r}, which this validator does not know")
@@ -134,7 +136,9 @@ class _Validator:
     def _no_floats(self, value: Any, path: str) -> None:
         if isinstance(value, float):
             raise self.fail(path, f"is a float ({value!r}): the ATProto data model has none")
-        for key, item in value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ():
+        for key, item in (
+            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        ):
             self._no_floats(item, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]")
 
     def _string(self, schema: dict[str, Any], value: Any, path: str, context: str) -> None:
@@ -181,7 +185,9 @@ class _Validator:
         if not isinstance(value, list):
             raise self.fail(path, f"must be an array, got {type(value).__name__}")
         if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
-            raise self.fail(path, f"has {len(value)} items, outside [{schema.get('minLength', 0)}, {schema.get('maxLength')}]")
+            raise self.fail(
+                path, f"has {len(value)} items, outside [{schema.get('minLength', 0)}, {schema.get('maxLength')}]"
+            )
         for i, item in enumerate(value):
             self.check(schema["items"], item, f"{path}[{i}]", context)
 

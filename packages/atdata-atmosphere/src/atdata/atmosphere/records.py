@@ -38,7 +38,16 @@ from atdata.errors import InvalidRecord
 from .lexicon import NAMESPACE
 from .uri import AtUri
 
-__all__ = ["ENTRY_NSID", "LEGACY_NAMESPACE", "AtmosphereEntry", "Shard", "decode_metadata", "encode_metadata", "parse_entry", "record_cid"]
+__all__ = [
+    "ENTRY_NSID",
+    "LEGACY_NAMESPACE",
+    "AtmosphereEntry",
+    "Shard",
+    "decode_metadata",
+    "encode_metadata",
+    "parse_entry",
+    "record_cid",
+]
 
 ENTRY_NSID = f"{NAMESPACE}.entry"
 #: The namespace of atdata 0.2 records (read, never written).

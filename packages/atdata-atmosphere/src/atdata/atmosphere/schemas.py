@@ -24,9 +24,8 @@ which is what makes publishing idempotent.
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 from atdata.errors import InvalidArgument, SchemaError
 from atdata.schema import from_record, same_fields
@@ -113,7 +112,9 @@ def from_atmosphere(record: dict[str, Any]) -> dict[str, Any]:
             raise SchemaError(f"schema record {record.get('name')!r} has neither 'fields' nor a JSON Schema 'schema'")
         props, required = body["properties"], set(body.get("required", []))
         order = body.get("atdataFieldOrder") or list(props)
-        fields = [{"name": n, "fieldType": _descriptor(record, n, props[n]), "optional": n not in required} for n in order]
+        fields = [
+            {"name": n, "fieldType": _descriptor(record, n, props[n]), "optional": n not in required} for n in order
+        ]
     return {
         "name": record.get("name"),
         "version": record.get("version"),

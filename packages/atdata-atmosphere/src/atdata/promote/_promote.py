@@ -22,12 +22,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from atdata.atmosphere._publish import publish_schema, write_record
 from atdata.atmosphere.client import AtmosphereClient
-from atdata.atmosphere.lexicon import now, validate_record
-from atdata.atmosphere.records import ENTRY_NSID, decode_metadata, encode_metadata, record_cid
-from atdata.atmosphere.schemas import SCHEMA_NSID, same_schema, schema_rkey, to_atmosphere
-from atdata.errors import AtmosphereError, InvalidArgument, RecordNotFound, SchemaConflict
-from atdata.schema import parse_schema_ref
+from atdata.atmosphere.lexicon import now
+from atdata.atmosphere.records import ENTRY_NSID, decode_metadata, encode_metadata
+from atdata.errors import InvalidArgument, RecordNotFound
 
 from ._shards import LocalShard, read_shards, storage_kind
 
@@ -108,46 +107,9 @@ def promote_to_atmosphere(
         "createdAt": now(),
     }
     record.update({k: v for k, v in (("description", description), ("tags", tags), ("license", license)) if v})
-    uri = _write(client, ENTRY_NSID, record, rkey=None)
+    uri = write_record(client, ENTRY_NSID, record, rkey=None)
     log.info("promoted %s (%s) to %s", entry.name, entry.cid, uri)
     _record_locally(entry, local_index, client, uri, kind)
-    return uri
-
-
-def publish_schema(local_record: dict[str, Any], local_ref: str, client: AtmosphereClient) -> str:
-    """The AT-URI of the schema in ``client``'s repo: an identical record reused, else created.
-
-    Raises ``SchemaConflict`` if the same name and version is there with other fields.
-    """
-    ref = parse_schema_ref(local_ref)
-    record = to_atmosphere(local_record, ref.name)
-    rkey = schema_rkey(ref.name, ref.version)
-    uri = f"at://{client.require_login()}/{SCHEMA_NSID}/{rkey}"
-    for _attempt in range(2):  # a concurrent publisher may create it between our get and create
-        try:
-            existing, _ = client.get_record(uri)
-        except RecordNotFound:
-            try:
-                return _write(client, SCHEMA_NSID, record, rkey=rkey)
-            except AtmosphereError:
-                continue  # taken meanwhile? the next get decides
-        if not same_schema(existing, record):
-            raise SchemaConflict(
-                f"{uri} already holds schema {ref.name}@{ref.version} with other fields: published versions are "
-                "immutable; publish the changed sample type under a new version (e.g. publish_schema(T, version=None))"
-            )
-        return uri
-    raise AtmosphereError(f"could not create or read the schema record {uri}")
-
-
-def _write(client: AtmosphereClient, nsid: str, record: dict[str, Any], rkey: str | None) -> str:
-    """Validate, compute the CID, create; the PDS's CID must be ours (else the record is withdrawn)."""
-    validate_record(nsid, record)
-    expected = record_cid(record)
-    uri, cid = client.create_record(nsid, record, rkey=rkey)
-    if cid != expected:
-        client.delete_record(uri)
-        raise AtmosphereError(f"the PDS stored {uri} as CID {cid}, we computed {expected}: withdrawn (please report)")
     return uri
 
 
@@ -158,7 +120,9 @@ def _storage(
         return {"algorithm": "sha256", "digest": shard.sha256}
 
     if kind == "blobs":
-        blobs = [{"blob": client.upload_blob(s.data or b"", "application/x-tar"), "checksum": checksum(s)} for s in shards]
+        blobs = [
+            {"blob": client.upload_blob(s.data or b"", "application/x-tar"), "checksum": checksum(s)} for s in shards
+        ]
         return {"$type": f"{ENTRY_NSID.rpartition('.')[0]}.storageBlobs", "blobs": blobs}
     if kind == "http":
         return {
@@ -191,7 +155,12 @@ def _s3_settings(bucket: str, endpoint: str | None, region: str | None) -> tuple
 def _extension(entry: Any) -> dict[str, Any]:
     metadata = dict(entry.metadata or {})
     metadata.pop(PROMOTIONS_KEY, None)  # where it was promoted is not part of what it is
-    return {"atdataCid": entry.cid, "schemaRef": entry.schema_ref, "dataUrls": list(entry.data_urls), "metadata": metadata}
+    return {
+        "atdataCid": entry.cid,
+        "schemaRef": entry.schema_ref,
+        "dataUrls": list(entry.data_urls),
+        "metadata": metadata,
+    }
 
 
 def _already_promoted(entry: Any, client: AtmosphereClient, did: str, kind: str) -> str | None:
@@ -220,7 +189,7 @@ def _record_locally(entry: Any, local_index: Any, client: AtmosphereClient, uri:
     if metadata == (entry.metadata or {}):
         return
     try:
-        local_index.update_metadata(entry.cid, metadata)
+        local_index.update_metadata(entry, metadata)
     except Exception as exc:
         exc.add_note(f"atdata: {entry.name} is published at {uri}; promoting it again returns that URI and records it")
         raise

@@ -211,6 +211,26 @@ class LocalIndex(SchemaMethods, AbstractIndex):
         # without metadata, the stored metadata stands; and JSON's view of it (str keys, lists).
         return LocalDatasetEntry.from_values(*values)
 
+    def update_metadata(self, entry: LocalDatasetEntry, metadata: dict[str, Any] | None) -> LocalDatasetEntry:
+        """Replace the metadata of exactly this version (``entry.name`` at ``entry.cid``).
+
+        Unlike re-adding the entry, this never changes which version the name points at,
+        so recording something about an older version (e.g. where ``atdata.promote``
+        published it) leaves the name's newest version the newest.
+
+        Raises
+        ------
+        EntryNotFound
+            The name no longer has that version (removed or renamed meanwhile).
+        InvalidArgument
+            ``metadata`` is not JSON-serialisable.
+        """
+        meta = "null" if metadata is None else metadata_json(metadata)
+        values = self._run("SET_METADATA", self._key("named:", entry.name), entry.name, entry.cid, meta)
+        if not values:
+            raise EntryNotFound(f"{entry.name!r} has no version {entry.cid} in {self!r} (removed or renamed?)")
+        return LocalDatasetEntry.from_values(*values)
+
     def get_entry(self, cid: str) -> LocalDatasetEntry:
         """The entry with this CID; when several names share it, the first name's.
 

@@ -35,6 +35,7 @@ __all__ = [
     "PUBLISH_SCHEMA",
     "REMOVE",
     "RENAME",
+    "SET_METADATA",
     "VERSIONS",
 ]
 
@@ -111,6 +112,18 @@ end
 local meta = ARGV[5]
 if meta == '' then meta = nil end
 attach(name, cid, meta)
+return entry(name, cid)
+"""
+)
+
+# ARGV: base, name, cid, metadata (JSON). Replaces the metadata of that one version, if the
+# name still has it (else false: nothing is created). Returns the entry.
+SET_METADATA = (
+    _HELPERS
+    + """
+local name, cid = ARGV[2], ARGV[3]
+if redis.call('HEXISTS', B .. 'named:' .. name, cid) == 0 then return false end
+redis.call('HSET', B .. 'named:' .. name, cid, ARGV[4])
 return entry(name, cid)
 """
 )

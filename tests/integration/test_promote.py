@@ -1,0 +1,281 @@
+"""Promotion end to end on the real servers: local insert (valkey + rclone S3), promote to the
+reference PDS, read back through AtmosphereIndex in a fresh process; every record we write
+validates against the lexicon and has the CID the PDS returns; failures publish nothing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+import atdata
+from atdata.atmosphere import AtmosphereClient, AtmosphereIndex, record_cid, validate_record
+from atdata.atmosphere.testing import PdsAccount, PdsServer
+from atdata.errors import AtmosphereAuthError, AtmosphereError, AtmosphereUnavailable, SchemaConflict
+from atdata.local import Repo, S3DataStore
+from atdata.local.servers import RedisServer, S3Server
+from atdata.promote import promote_to_atmosphere
+
+ENTRY = "science.alt.dataset.entry"
+SCHEMA = "science.alt.dataset.schema"
+
+
+@atdata.packable
+class PromoSample:
+    image: NDArray
+    label: str
+    score: int
+
+
+def samples(n: int, offset: int = 0) -> list[PromoSample]:
+    return [
+        PromoSample(image=np.full((3, 4), i, dtype=np.float32), label=f"s{i}", score=i)
+        for i in range(offset, offset + n)
+    ]
+
+
+@pytest.fixture
+def repo(s3_server: S3Server, redis_server: RedisServer, tmp_path: Any) -> Iterator[Repo]:
+    bucket = f"promo-{uuid.uuid4().hex[:12]}"
+    yield Repo(
+        s3_credentials=s3_server.credentials,
+        hive_path=f"{bucket}/ds",
+        redis=redis_server.url,
+        key_prefix=f"promo-{uuid.uuid4().hex}:",
+    )
+    store = S3DataStore(s3_server.credentials, bucket)
+    store.delete(info.key for info in store.list_objects())
+
+
+@pytest.fixture
+def client(pds_server: PdsServer, pds_account: PdsAccount) -> AtmosphereClient:
+    client = AtmosphereClient(base_url=pds_server.url)
+    client.login(pds_account.handle, pds_account.password)
+    return client
+
+
+def insert(repo: Repo, tmp_path: Any, n: int = 120, name: str = "promo", offset: int = 0) -> Any:
+    path = tmp_path / f"{name}-{offset}-%06d.tar"
+    urls = atdata.write_samples(samples(n, offset), str(path), maxcount=40)
+    entry, _ = repo.insert(atdata.Dataset[PromoSample](urls), name=name, maxcount=40)
+    return entry
+
+
+def records(client: AtmosphereClient, collection: str) -> list[tuple[str, str, dict[str, Any]]]:
+    assert client.did is not None
+    return list(client.list_records(client.did, collection))
+
+
+def assert_valid_and_cid_matches(client: AtmosphereClient) -> int:
+    """Every record we wrote validates and has the CID the PDS returns for it."""
+    count = 0
+    for collection in (ENTRY, SCHEMA):
+        for _uri, cid, record in records(client, collection):
+            validate_record(collection, record)
+            assert record_cid(record) == cid
+            count += 1
+    return count
+
+
+READ_BACK = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import atdata, atdata.store_s3
+    from atdata.atmosphere import AtmosphereClient, AtmosphereIndex
+    pds, repo, uri, s3 = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+    if s3:
+        atdata.store_s3.configure(s3)
+    index = AtmosphereIndex(AtmosphereClient(base_url=pds), repo=repo)  # not logged in
+    entry = index.get_entry(uri)
+    T = index.decode_schema(entry.schema_ref)
+    rows = [(s.label, s.score, float(s.image.sum())) for s in atdata.Dataset[T](entry.data_urls).ordered()]
+    print(json.dumps({"type": T.__name__, "module": T.__module__, "rows": rows, "urls": entry.data_urls}))
+    """
+)
+
+
+def read_back_in_fresh_process(pds: str, repo: str, uri: str, s3: dict[str, str] | None) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", READ_BACK, pds, repo, uri, json.dumps(s3)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def expected_rows(n: int, offset: int = 0) -> list[list[Any]]:
+    return [[s.label, s.score, float(s.image.sum())] for s in samples(n, offset)]
+
+
+def test_promote_keeps_s3_urls_and_reads_back_in_a_fresh_process(
+    repo: Repo,
+    client: AtmosphereClient,
+    pds_server: PdsServer,
+    pds_account: PdsAccount,
+    s3_server: S3Server,
+    tmp_path: Any,
+) -> None:
+    entry = insert(repo, tmp_path)
+    uri = promote_to_atmosphere(entry, repo.index, client, description="promo test", tags=["images"], license="MIT")
+
+    record, _ = client.get_record(uri)
+    storage = record["storage"]
+    assert storage["$type"] == "science.alt.dataset.storageS3"
+    assert storage["endpoint"] == s3_server.endpoint_url and storage["region"] == "us-east-1"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+        region_name="us-east-1",
+    )
+    sizes = 0
+    for shard in storage["shards"]:  # every shard's key with the sha256 of the stored object
+        body = s3.get_object(Bucket=storage["bucket"], Key=shard["key"])["Body"].read()
+        assert shard["checksum"] == {"algorithm": "sha256", "digest": hashlib.sha256(body).hexdigest()}
+        sizes += len(body)
+    assert record["size"] == {"bytes": sizes, "shards": 3}
+    assert (record["tags"], record["license"], record["description"]) == (["images"], "MIT", "promo test")
+    assert assert_valid_and_cid_matches(client) == 2  # one schema, one entry
+
+    got = read_back_in_fresh_process(pds_server.url, pds_account.handle, uri, s3_server.credentials)
+    assert got["rows"] == expected_rows(120)
+    assert (got["type"], got["module"]) == ("PromoSample", PromoSample.__module__)
+    assert all(u.startswith(f"s3://{storage['bucket']}/ds/data--") for u in got["urls"])
+
+    index = AtmosphereIndex(client)
+    (listed,) = list(index.entries)
+    assert listed.cid == entry.cid  # the local CID holds across the move
+    assert index.get_entry(entry.cid).uri == uri == index.get_entry_by_name("promo").uri
+
+
+def test_promote_as_blobs_reads_back_through_get_blob(
+    repo: Repo, client: AtmosphereClient, pds_server: PdsServer, pds_account: PdsAccount, tmp_path: Any
+) -> None:
+    entry = insert(repo, tmp_path, n=90)
+    uri = promote_to_atmosphere(entry, repo.index, client, data_store="blobs")
+    record, _ = client.get_record(uri)
+    assert record["storage"]["$type"] == "science.alt.dataset.storageBlobs"
+    assert [b["blob"]["mimeType"] for b in record["storage"]["blobs"]] == ["application/x-tar"] * 3
+    assert assert_valid_and_cid_matches(client) == 2
+
+    got = read_back_in_fresh_process(pds_server.url, pds_account.did, uri, None)  # by DID, no S3 credentials
+    assert got["rows"] == expected_rows(90)
+    assert all("/xrpc/com.atproto.sync.getBlob?did=" in u for u in got["urls"])
+
+
+def test_promoting_twice_returns_the_same_uri_and_the_local_entry_records_it(
+    repo: Repo, client: AtmosphereClient, tmp_path: Any
+) -> None:
+    entry = insert(repo, tmp_path)
+    uri = promote_to_atmosphere(entry, repo.index, client)
+    local = repo.index.get_entry_by_name("promo")
+    assert local.metadata is not None
+    assert local.metadata["atmosphere"] == [{"uri": uri, "did": client.did, "pds": client.base_url, "storage": "s3"}]
+    assert promote_to_atmosphere(local, repo.index, client) == uri
+    assert promote_to_atmosphere(entry, repo.index, client) == uri  # a stale entry object: found in the repo
+    assert len(records(client, ENTRY)) == 1
+    again = promote_to_atmosphere(local, repo.index, client, republish=True)
+    assert again != uri and len(records(client, ENTRY)) == 2
+    assert len(records(client, SCHEMA)) == 1
+
+
+def test_schema_is_published_once_and_a_changed_field_set_is_refused(
+    repo: Repo, client: AtmosphereClient, tmp_path: Any
+) -> None:
+    first = promote_to_atmosphere(insert(repo, tmp_path, name="a"), repo.index, client)
+    second = promote_to_atmosphere(insert(repo, tmp_path, name="b", offset=500), repo.index, client)
+    (schema,) = records(client, SCHEMA)
+    assert client.get_record(first)[0]["schemaRef"] == client.get_record(second)[0]["schemaRef"] == schema[0]
+    assert schema[0].endswith(f"/{SCHEMA}/{PromoSample.__module__}.PromoSample:1.0.0")
+
+    # Same name and version, other fields, already in the repo (e.g. from another machine):
+    other = dict(schema[2])
+    other["schema"] = {**other["schema"], "properties": {"label": {"type": "string"}}, "required": ["label"]}
+    other["schema"]["atdataFieldOrder"] = ["label"]
+    client.delete_record(schema[0])
+    client.create_record(SCHEMA, other, rkey=schema[0].rsplit("/", 1)[1])
+    with pytest.raises(SchemaConflict, match="other fields"):
+        promote_to_atmosphere(insert(repo, tmp_path, name="c", offset=900), repo.index, client)
+    assert len(records(client, ENTRY)) == 2  # nothing published for c
+
+
+def test_failures_midway_publish_no_entry_and_a_retry_reuses_the_schema(
+    repo: Repo,
+    client: AtmosphereClient,
+    pds_server: PdsServer,
+    pds_account: PdsAccount,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entry = insert(repo, tmp_path)
+
+    # Bad password: refused before anything is written.
+    with pytest.raises(AtmosphereAuthError, match="Invalid identifier or password") as bad:
+        AtmosphereClient(pds_server.url).login(pds_account.handle, "not-the-password")
+    assert "not-the-password" not in str(bad.value)
+
+    # The PDS goes away after the schema record: the entry record is never written.
+    real_create = client.create_record
+
+    def pds_goes_down(collection: str, record: dict[str, Any], rkey: str | None = None) -> tuple[str, str]:
+        if collection == ENTRY:
+            client._sdk.update_base_url("http://127.0.0.1:9")  # nothing listens there
+        return real_create(collection, record, rkey)
+
+    monkeypatch.setattr(client, "create_record", pds_goes_down)
+    with pytest.raises(AtmosphereUnavailable, match="cannot be reached"):
+        promote_to_atmosphere(entry, repo.index, client)
+    monkeypatch.undo()
+    client.login(pds_account.handle, pds_account.password)
+    assert records(client, ENTRY) == [] and len(records(client, SCHEMA)) == 1  # a schema record alone
+
+    # The second blob upload is refused: no entry, the uploaded blob stays unreferenced.
+    real_upload, uploads = client.upload_blob, []
+
+    def refuse_second(data: bytes, mime_type: str) -> dict[str, Any]:
+        uploads.append(len(data))
+        if len(uploads) == 2:
+            raise AtmosphereError("com.atproto.repo.uploadBlob refused the request: 400 BlobTooLarge")
+        return real_upload(data, mime_type)
+
+    monkeypatch.setattr(client, "upload_blob", refuse_second)
+    with pytest.raises(AtmosphereError, match="BlobTooLarge"):
+        promote_to_atmosphere(entry, repo.index, client, data_store="blobs")
+    monkeypatch.undo()
+    assert records(client, ENTRY) == []
+
+    # An expired session whose refresh token was revoked: refused, nothing written.
+    expired = AtmosphereClient(pds_server.url)
+    with pytest.raises(AtmosphereAuthError):
+        expired.login_with_session(_expire(client.export_session(), pds_server.url))
+        promote_to_atmosphere(entry, repo.index, expired)
+    assert records(client, ENTRY) == []
+
+    uri = promote_to_atmosphere(entry, repo.index, client)  # the retry works, reusing the schema
+    assert [r[0] for r in records(client, ENTRY)] == [uri] and len(records(client, SCHEMA)) == 1
+    assert repo.index.get_entry_by_name("promo").metadata["atmosphere"][0]["uri"] == uri  # type: ignore[index]
+
+
+def _expire(session: str, pds_url: str) -> str:
+    """The same session with its access token past expiry and its refresh token revoked."""
+    handle, did, access, refresh, endpoint = session.split(":::")
+    header, payload, signature = access.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["exp"] = 1_000_000_000  # 2001
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    revoker = AtmosphereClient(pds_url)
+    revoker.login_with_session(session)
+    revoker._sdk.com.atproto.server.delete_session(headers={"Authorization": f"Bearer {refresh}"})
+    return ":::".join([handle, did, f"{header}.{forged}.{signature}", refresh, endpoint])
