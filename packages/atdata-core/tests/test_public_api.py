@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 import types
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +73,53 @@ def test_the_spec_user_api_imports_as_written() -> None:
     assert atdata.Dataset is Dataset and atdata.SampleBatch is SampleBatch
     assert errors.AtdataError and callable(write_samples)
     assert callable(atdata.packable) and isinstance(atdata.__version__, str)
+
+
+# Public modules whose every name is also an ``atdata`` name; cid, schema, npy and errors
+# are reached as modules (``atdata.cid.generate_cid``, ``atdata.errors.ShardError``).
+REEXPORTED = ["batch", "dataset", "disk_store", "openers", "protocols", "sample", "staging", "urls", "writing"]
+NAMESPACES = ["cid", "errors", "npy", "schema"]
+README = Path(__file__).resolve().parents[1] / "README.md"
+ADDONS = ("atdata.local", "atdata.index_redis", "atdata.store_s3", "atdata.atmosphere", "atdata.promote", "atdata.ray")
+
+
+@pytest.mark.parametrize("module_name", REEXPORTED)
+def test_every_public_name_is_importable_from_atdata(module_name: str) -> None:
+    module = importlib.import_module(f"atdata.{module_name}")
+    assert module.__all__, module_name
+    for name in module.__all__:
+        assert name in atdata.__all__, f"atdata.{module_name}.{name} is not re-exported by atdata"
+        assert getattr(atdata, name) is getattr(module, name)
+
+
+def test_namespaces_are_atdata_attributes() -> None:
+    for name in NAMESPACES:
+        assert name in atdata.__all__ and getattr(atdata, name) is importlib.import_module(f"atdata.{name}")
+
+
+def _documented_names() -> list[str]:
+    text = README.read_text()
+    return sorted({m for m in re.findall(r"\batdata(?:\.[A-Za-z_][A-Za-z0-9_]*)+", text) if not m.startswith(ADDONS)})
+
+
+def test_every_name_the_core_readme_documents_imports() -> None:
+    names = _documented_names()
+    assert "atdata.Dataset" in names and "atdata.npy.parse_header" in names
+    for dotted in names:
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable module prefix, then attributes
+            try:
+                obj: object = importlib.import_module(".".join(parts[:cut]))
+            except ModuleNotFoundError:
+                continue
+            break
+        for attr in parts[cut:]:
+            assert hasattr(obj, attr), f"the README documents {dotted}, which does not import"
+            obj = getattr(obj, attr)
+
+
+def test_the_core_readme_documents_no_private_module() -> None:
+    def private(part: str) -> bool:
+        return part.startswith("_") and not (part.startswith("__") and part.endswith("__"))  # __all__ is public
+
+    assert [name for name in _documented_names() if any(map(private, name.split(".")[1:]))] == []

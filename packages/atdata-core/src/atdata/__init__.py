@@ -1,6 +1,8 @@
 """atdata: typed ML samples in WebDataset tar shards, read back as typed batches.
 
-``import atdata`` gives the whole user API of the core distribution::
+``import atdata`` gives the whole user API of the core distribution (everything in
+``__all__``; the modules behind it, ``atdata.dataset``, ``atdata.sample``... export the
+same objects, and modules whose name starts with ``_`` are private)::
 
     @atdata.packable
     class ImageSample:
@@ -21,30 +23,57 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 import logging
 
-from . import cid, errors, schema
+from . import cid, errors, npy, schema
 from ._version import __version__
 from .batch import SampleBatch
-from .dataset import Dataset
-from .openers import open_url, register_opener
-from .protocols import AbstractDataStore, AbstractIndex, IndexEntry
-from .sample import DictSample, PackableSample, packable
-from .writing import write_samples
+from .dataset import Dataset, Loader, merge_state_dicts
+from .disk_store import DiskDataStore
+from .openers import Opener, local_path, open_url, register_opener, registered_schemes
+from .protocols import AbstractDataStore, AbstractIndex, DatasetLike, IndexEntry, ObjectInfo, ShardSink, WrittenShard
+from .sample import DictSample, FieldSpec, PackableSample, decoder_of, fields_of, new_key, packable, unpack
+from .staging import InsertKeys, StagedInsert
+from .urls import expand_urls
+from .writing import AtomicFileSink, ShardInfo, ShardWriter, check_limits, sample_record, write_samples
 
 __all__ = [
     "AbstractDataStore",
     "AbstractIndex",
+    "AtomicFileSink",
     "Dataset",
+    "DatasetLike",
     "DictSample",
+    "DiskDataStore",
+    "FieldSpec",
     "IndexEntry",
+    "InsertKeys",
+    "Loader",
+    "ObjectInfo",
+    "Opener",
     "PackableSample",
     "SampleBatch",
+    "ShardInfo",
+    "ShardSink",
+    "ShardWriter",
+    "StagedInsert",
+    "WrittenShard",
     "__version__",
+    "check_limits",
     "cid",
+    "decoder_of",
     "errors",
+    "expand_urls",
+    "fields_of",
+    "local_path",
+    "merge_state_dicts",
+    "new_key",
+    "npy",
     "open_url",
     "packable",
     "register_opener",
+    "registered_schemes",
+    "sample_record",
     "schema",
+    "unpack",
     "write_samples",
 ]
 

@@ -156,7 +156,7 @@ def cid_from_bytes(data: bytes) -> str:
     Parameters
     ----------
     data : bytes
-        An encoded DAG-CBOR block; it is hashed as is, not re-encoded.
+        Encoded DAG-CBOR bytes; they are hashed as is, not re-encoded.
 
     Returns
     -------
@@ -248,7 +248,7 @@ def verify_cid(cid: str, obj: Any) -> bool:
 
     Compares the decoded CID, not the string, so the same CID written in another
     multibase still verifies. ``bytes`` are a value like any other (a CBOR byte
-    string); to check an encoded block, compare ``cid_from_bytes(block)``.
+    string); to check encoded DAG-CBOR bytes, compare ``cid_from_bytes(data)``.
 
     Raises
     ------

@@ -17,7 +17,7 @@ from .errors import InvalidArgument
 from .staging import StagedInsert, WrittenShard
 from .writing import ShardSink, check_limits
 
-__all__ = ["AbstractDataStore", "AbstractIndex", "IndexEntry", "ObjectInfo", "ShardSink", "WrittenShard"]
+__all__ = ["AbstractDataStore", "AbstractIndex", "DatasetLike", "IndexEntry", "ObjectInfo", "ShardSink", "WrittenShard"]
 
 
 @runtime_checkable
@@ -40,13 +40,39 @@ class IndexEntry(Protocol):
     def cid(self) -> str: ...
 
 
+class DatasetLike(Protocol):
+    """What the package seams (``add_entry``, ``write_shards``, ``Repo.insert``) read of a dataset.
+
+    :class:`atdata.Dataset` is one. An index names a dataset by these three members;
+    seams that copy samples also call ``raw_samples()`` (and read ``metadata_url``),
+    which they check at run time: an object lacking a member a seam needs is refused
+    with ``InvalidArgument`` naming it. The protocol gives the annotations one meaning;
+    it is not checked at run time itself.
+    """
+
+    @property
+    def url(self) -> str | list[str]:
+        """The shard URLs as given (a brace pattern stays one unexpanded URL)."""
+        ...
+
+    @property
+    def shard_list(self) -> list[str]:
+        """Every shard URL, expanded."""
+        ...
+
+    @property
+    def sample_type(self) -> type | None:
+        """The class samples decode to (None: unknown, then pass ``schema_ref=``)."""
+        ...
+
+
 class AbstractIndex(abc.ABC):
     """An index of datasets (by CID and by name) and of sample schemas."""
 
     @abc.abstractmethod
     def add_entry(
         self,
-        dataset: Any,
+        dataset: DatasetLike,
         *,
         name: str,
         schema_ref: str | None = None,
@@ -208,7 +234,7 @@ class AbstractDataStore(abc.ABC):
 
     def write_shards(
         self,
-        dataset: Any,
+        dataset: DatasetLike | Iterable[Any],
         *,
         prefix: str = "",
         maxcount: int | None = None,

@@ -173,7 +173,7 @@ class ShardWriter:
         Called as ``progress(bytes_delta, shards_delta)`` every few MiB and at each
         finished shard, e.g. to drive a progress bar.
 
-    Use as a context manager: leaving the block on an exception aborts the open shard;
+    Use as a context manager: leaving the ``with`` body on an exception aborts the open shard;
     shards already committed are listed in :attr:`shards` for the caller to clean up.
     """
 

@@ -53,7 +53,7 @@ class Layout:
     length
         The length of every sample of this layout.
     fixed
-        The runs ``(start, end, bytes)`` of bytes every sample must share (map header,
+        The spans ``(start, end, bytes)`` of bytes every sample must share (map header,
         keys, type bytes, ``.npy`` headers), as in the sample the layout was learnt from.
     tiny
         The values whose type byte is the value (``fixint``, booleans): their offset,
@@ -224,13 +224,13 @@ class _Learner:
 
 def _spans(offsets: list[int]) -> list[tuple[int, int]]:
     """``[start, end)`` of each span of consecutive offsets (given in increasing order)."""
-    runs: list[tuple[int, int]] = []
+    spans: list[tuple[int, int]] = []
     for offset in offsets:
-        if runs and runs[-1][1] == offset:
-            runs[-1] = (runs[-1][0], offset + 1)
+        if spans and spans[-1][1] == offset:
+            spans[-1] = (spans[-1][0], offset + 1)
         else:
-            runs.append((offset, offset + 1))
-    return runs
+            spans.append((offset, offset + 1))
+    return spans
 
 
 def _constant(value: Any) -> Column:

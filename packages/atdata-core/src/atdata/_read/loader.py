@@ -110,7 +110,7 @@ class Loader(Generic[T]):
     def iter_worker(self, worker_id: int, num_workers: int) -> Iterator[Any]:
         """What worker ``worker_id`` of ``num_workers`` (on this rank) reads this epoch.
 
-        ``DataLoader`` workers are found automatically; this is for other process pools.
+        ``DataLoader`` workers are found automatically; this is for other multi-process setups.
         """
         if not (
             isinstance(num_workers, int)

@@ -31,7 +31,7 @@ class FastPrefix:
     consumed
         Bytes of the buffer the units use (the general walker goes on from there).
     headers
-        Offsets of the headers still to verify (those of a run of one stride are
+        Offsets of the headers still to verify (those of units of one stride are
         verified already: it stops before a header whose checksum is wrong, which the
         general walker then reports).
     keys, starts, ends

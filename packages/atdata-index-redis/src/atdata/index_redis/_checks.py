@@ -13,6 +13,7 @@ from typing import Any
 
 from atdata.cid import parse_cid
 from atdata.errors import InvalidArgument, InvalidSchemaRef
+from atdata.protocols import DatasetLike
 
 __all__ = [
     "check_cid_or_name",
@@ -52,7 +53,7 @@ def check_cid_or_name(value: Any) -> None:
         raise InvalidArgument(f"expected an entry, or its CID or name (a non-empty string), got {value!r}")
 
 
-def data_urls(dataset: Any) -> list[str]:
+def data_urls(dataset: DatasetLike) -> list[str]:
     """The URLs an entry records: ``dataset.url`` as given, else its ``shard_list``."""
     url = getattr(dataset, "url", None)
     if url is None:

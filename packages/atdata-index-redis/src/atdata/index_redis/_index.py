@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from atdata.errors import AmbiguousEntry, EntryNotFound, InvalidArgument
-from atdata.protocols import AbstractIndex
+from atdata.protocols import AbstractIndex, DatasetLike
 
 from . import _scripts
 from ._checks import check_cid_or_name, check_name, check_schema_ref, data_urls, not_a_cid_hint, now
@@ -161,7 +161,7 @@ class LocalIndex(SchemaMethods, AbstractIndex):
 
     def add_entry(
         self,
-        dataset: Any,
+        dataset: DatasetLike,
         *,
         name: str,
         schema_ref: str | None = None,

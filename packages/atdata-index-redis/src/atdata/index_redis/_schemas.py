@@ -12,6 +12,7 @@ from typing import Any
 
 from atdata import schema as _schema
 from atdata.errors import InvalidArgument, SchemaConflict, SchemaError, SchemaNotFound
+from atdata.protocols import DatasetLike
 
 from ._checks import check_version, next_patch, semver_key, split_local_ref
 from ._connection import ConnectionSpec, translate_errors
@@ -156,7 +157,7 @@ class SchemaMethods:
             cached = self._decoded[ref] = _schema.from_record(record, module=module)
         return cached
 
-    def _schema_ref_for(self, dataset: Any) -> str:
+    def _schema_ref_for(self, dataset: DatasetLike) -> str:
         """The ref of the dataset's sample type: a published version with the same fields, else a new one."""
         sample_type = getattr(dataset, "sample_type", None)
         if not isinstance(sample_type, type):

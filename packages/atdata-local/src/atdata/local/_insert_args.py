@@ -17,7 +17,7 @@ from typing import Any
 import atdata
 from atdata import schema as _schema
 from atdata.errors import InvalidArgument, SchemaConflict, SchemaNotFound
-from atdata.protocols import AbstractIndex
+from atdata.protocols import AbstractIndex, DatasetLike
 from atdata.sample import DictSample, PackableSample
 
 __all__ = ["check_insert_args", "dataset_metadata", "resolve_schema", "source_samples"]
@@ -39,7 +39,7 @@ def check_insert_args(name: Any, metadata: Any, cache_local: Any) -> None:
 
 
 @contextlib.contextmanager
-def source_samples(dataset: Any) -> Iterator[Iterator[Any]]:
+def source_samples(dataset: DatasetLike) -> Iterator[Iterator[Any]]:
     """``dataset.raw_samples()``, refused if empty before anything is written, and closed on
     exit: a failed insert stops the source's reader (prefetch threads, open shards) at once."""
     raw = getattr(dataset, "raw_samples", None)
@@ -60,7 +60,7 @@ def source_samples(dataset: Any) -> Iterator[Iterator[Any]]:
             close()
 
 
-def dataset_metadata(dataset: Any) -> bytes | None:
+def dataset_metadata(dataset: DatasetLike) -> bytes | None:
     """The bytes at ``dataset.metadata_url``, copied as stored (checked to be a msgpack map first)."""
     url = getattr(dataset, "metadata_url", None)
     if url is None or getattr(dataset, "metadata", None) is None:  # .metadata validates the map
@@ -69,7 +69,7 @@ def dataset_metadata(dataset: Any) -> bytes | None:
         return stream.read()
 
 
-def resolve_schema(index: AbstractIndex, dataset: Any, schema_ref: str | None) -> tuple[type, str]:
+def resolve_schema(index: AbstractIndex, dataset: DatasetLike, schema_ref: str | None) -> tuple[type, str]:
     """The stored dataset's sample type and the (published) schema ref of the insert."""
     sample_type: Any = getattr(dataset, "sample_type", None)
     packable = (

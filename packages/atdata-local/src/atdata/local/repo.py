@@ -34,7 +34,7 @@ import atdata
 from atdata.cid import entry_cid
 from atdata.errors import EntryNotFound, InvalidArgument
 from atdata.index_redis import LocalIndex
-from atdata.protocols import AbstractDataStore, AbstractIndex, IndexEntry
+from atdata.protocols import AbstractDataStore, AbstractIndex, DatasetLike, IndexEntry
 from atdata.staging import InsertKeys, StagedInsert, WrittenShard
 from atdata.writing import check_limits
 
@@ -155,7 +155,7 @@ class Repo:
 
     def insert(
         self,
-        dataset: Any,
+        dataset: DatasetLike,
         *,
         name: str,
         cache_local: bool = False,
