@@ -29,7 +29,16 @@ from .batch import SampleBatch
 from .dataset import Dataset, Loader, merge_state_dicts
 from .disk_store import DiskDataStore
 from .openers import Opener, local_path, open_url, register_opener, registered_schemes
-from .protocols import AbstractDataStore, AbstractIndex, DatasetLike, IndexEntry, ObjectInfo, ShardSink, WrittenShard
+from .protocols import (
+    AbstractDataStore,
+    AbstractIndex,
+    DatasetLike,
+    IndexEntry,
+    ObjectInfo,
+    SampleSource,
+    ShardSink,
+    WrittenShard,
+)
 from .sample import DictSample, FieldSpec, PackableSample, decoder_of, fields_of, new_key, packable, unpack
 from .staging import InsertKeys, StagedInsert
 from .urls import expand_urls
@@ -51,6 +60,7 @@ __all__ = [
     "Opener",
     "PackableSample",
     "SampleBatch",
+    "SampleSource",
     "ShardInfo",
     "ShardSink",
     "ShardWriter",

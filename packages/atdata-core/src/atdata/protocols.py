@@ -11,13 +11,22 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from .errors import InvalidArgument
 from .staging import StagedInsert, WrittenShard
 from .writing import ShardSink, check_limits
 
-__all__ = ["AbstractDataStore", "AbstractIndex", "DatasetLike", "IndexEntry", "ObjectInfo", "ShardSink", "WrittenShard"]
+__all__ = [
+    "AbstractDataStore",
+    "AbstractIndex",
+    "DatasetLike",
+    "IndexEntry",
+    "ObjectInfo",
+    "SampleSource",
+    "ShardSink",
+    "WrittenShard",
+]
 
 
 @runtime_checkable
@@ -63,6 +72,17 @@ class DatasetLike(Protocol):
     @property
     def sample_type(self) -> type | None:
         """The class samples decode to (None: unknown, then pass ``schema_ref=``)."""
+        ...
+
+
+class SampleSource(Protocol):
+    """What a copy of a dataset reads (``write_shards``): its samples as raw bytes.
+
+    :class:`atdata.Dataset` is one; so is anything with ``raw_samples()``.
+    """
+
+    def raw_samples(self) -> Iterator[tuple[str, bytes]]:
+        """``(key, msgpack bytes)`` of every sample, in shard order, without decoding."""
         ...
 
 
@@ -234,7 +254,7 @@ class AbstractDataStore(abc.ABC):
 
     def write_shards(
         self,
-        dataset: DatasetLike | Iterable[Any],
+        dataset: SampleSource | Iterable[Any],
         *,
         prefix: str = "",
         maxcount: int | None = None,
@@ -278,7 +298,9 @@ class AbstractDataStore(abc.ABC):
             Bad limits or a bad sample (raised before or while writing; cleaned up too).
         """
         check_limits(maxcount, maxsize)
-        samples = dataset.raw_samples() if hasattr(dataset, "raw_samples") else dataset
+        raw_samples = getattr(dataset, "raw_samples", None)
+        # No raw_samples(): an iterable of the samples themselves.
+        samples = raw_samples() if raw_samples is not None else cast("Iterable[Any]", dataset)
         return StagedInsert(self, prefix).write_shards(
             samples, maxcount=maxcount, maxsize=maxsize, cache_local=cache_local, progress=progress
         )
