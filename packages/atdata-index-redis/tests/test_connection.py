@@ -55,9 +55,43 @@ def test_bad_arguments_are_named() -> None:
         LocalIndex(redis=redis.asyncio.Redis())
     with pytest.raises(InvalidArgument, match="redis://"):
         LocalIndex.from_url("")
-    with pytest.raises(InvalidArgument, match="bad Redis URL for h:1") as info:
-        LocalIndex.from_url("http://:pw-secret@h:1/0").redis
+    with pytest.raises(InvalidArgument, match=r"'http://:\*\*\*@h:1/0' is not a Redis URL") as info:
+        LocalIndex.from_url("http://:pw-secret@h:1/0")  # at construction, password masked
     assert "pw-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", ["nope", "localhost:6379", "redis://", "redis://h:port/0"])
+def test_a_string_that_is_no_redis_url_is_named_at_construction(bad: str) -> None:
+    with pytest.raises(InvalidArgument, match=f"redis='{bad}'.*redis://") as info:
+        LocalIndex(redis=bad)
+    assert "6379" not in str(info.value).replace(bad, "")  # the value given, never a default endpoint
+    with pytest.raises(InvalidArgument, match=f"'{bad}'"):
+        LocalIndex.from_url(bad)
+
+
+def test_a_url_string_as_redis_is_accepted() -> None:
+    index = LocalIndex(redis="redis://:pw-secret@urlhost:6381/3", key_prefix="u:", socket_timeout=2)
+    assert repr(index) == "LocalIndex(urlhost:6381, db=3, key_prefix='u:')"
+    kwargs = index.redis.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["socket_timeout"]) == ("urlhost", 6381, 3, 2)
+    assert pickle.loads(pickle.dumps(index)).redis.connection_pool.connection_kwargs["password"] == "pw-secret"
+
+
+def test_an_unknown_keyword_fails_at_construction() -> None:
+    with pytest.raises(InvalidArgument, match=r"foo=.*redis.Redis does not take"):
+        LocalIndex(foo=1)
+    with pytest.raises(InvalidArgument, match=r"prot=.*did you mean port"):
+        LocalIndex(host="h", prot=1)
+    with pytest.raises(InvalidArgument, match="foo="):
+        LocalIndex.from_url("redis://h:1/0", foo=1)
+    with pytest.raises(InvalidArgument, match="foo="):
+        LocalIndex(redis="redis://h:1/0", foo=1)
+
+
+def test_a_bad_environment_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATDATA_REDIS_URL", "nope")
+    with pytest.raises(InvalidArgument, match=r"\$ATDATA_REDIS_URL='nope'"):
+        LocalIndex()
 
 
 def test_bad_connection_kwargs_are_named_not_bare_type_or_value_errors() -> None:
@@ -66,7 +100,7 @@ def test_bad_connection_kwargs_are_named_not_bare_type_or_value_errors() -> None
     with pytest.raises(InvalidArgument, match=r"port=0"):
         LocalIndex(port=0)
     with pytest.raises(InvalidArgument, match="prot") as info:
-        LocalIndex(prot=6379, password="pw-secret").redis
+        LocalIndex(prot=6379, password="pw-secret")
     assert "redis.Redis" in str(info.value) and "pw-secret" not in str(info.value)
 
 

@@ -323,8 +323,9 @@ def test_hive_path_is_required() -> None:
         ({"index": 42}, r"Repo\(index=42\): Repo has no index= argument; .*redis=index\.redis"),
         ({"data_store": 42}, r"Repo\(data_store=42\): Repo has no data_store= argument; .*hive_path="),
         ({"store": "s3://b"}, r"Repo\(store='s3://b'\): .*hive_path="),
-        ({"redis": "localhost:6379"}, r"bad Redis URL .*redis://"),
-        ({"indx": 3}, r"unexpected keyword argument 'indx'.*host=, port="),
+        ({"redis": "localhost:6379"}, r"redis='localhost:6379' is not a Redis URL.*redis://"),
+        ({"redis": "nope"}, r"redis='nope' is not a Redis URL"),  # issue 13: the value given, not localhost:6379
+        ({"indx": 3}, r"indx=.*redis\.Redis does not take.*host=, port="),
     ],
 )
 def test_bad_index_arguments_fail_at_construction(tmp_path: Path, kwargs: dict[str, Any], expected: str) -> None:

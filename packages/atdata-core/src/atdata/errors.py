@@ -23,6 +23,7 @@ that builtin in, so existing ``except`` clauses keep working::
     ├── EntryNotFound (+KeyError)             no index entry with that name or CID
     ├── CredentialsError (+ValueError)        bad or missing credentials file or key
     ├── IndexConnectionError (+ConnectionError)  cannot reach or authenticate to Redis
+    ├── IndexServerError                      Redis refused a command (READONLY replica, OOM, MISCONF...)
     ├── LocalServerError                      an embedded local server could not start or stop
     ├── AtmosphereError                       an ATProto PDS refused or failed a request (names PDS and call)
     │   ├── AtmosphereAuthError (+PermissionError)  bad password, expired session, not logged in
@@ -49,6 +50,7 @@ __all__ = [
     "CredentialsError",
     "EntryNotFound",
     "IndexConnectionError",
+    "IndexServerError",
     "InvalidArgument",
     "InvalidRecord",
     "InvalidSchemaRef",
@@ -165,6 +167,15 @@ class IndexConnectionError(AtdataError, ConnectionError):
     """Redis cannot be reached or refused authentication.
 
     Names host and port (never the password) and how to start a local server.
+    """
+
+
+class IndexServerError(AtdataError):
+    """Redis was reached but refused a command: a read-only replica (READONLY), its
+    maxmemory limit (OOM), a failed persistence (MISCONF), a key of another type.
+
+    Names host and port, the server's own message and what to do. The index's writes
+    are single scripts, so a refused one has written nothing.
     """
 
 

@@ -52,16 +52,72 @@ class SchemaTests:
         with pytest.raises(SchemaConflict, match="Clash@1.0.0"):
             index.publish_schema(make_sample_type("Clash", {"x": str}), version="1.0.0")
 
-    def test_version_none_is_next_patch(self, index: AbstractIndex) -> None:
+    def test_version_none_reuses_a_version_with_the_same_fields(self, index: AbstractIndex) -> None:
         v1 = make_sample_type("Evolving", {"x": int})
         assert index.publish_schema(v1, version=None).endswith("@1.0.0")
         assert index.publish_schema(v1, version=None).endswith("@1.0.0")  # unchanged fields: reused
-        index.publish_schema(make_sample_type("Evolving", {"x": int, "y": str}), version="1.2.9")
-        v3 = make_sample_type("Evolving", {"x": int, "y": str, "z": float})
-        assert index.publish_schema(v3, version=None).endswith("@1.2.10")
+        v2 = make_sample_type("Evolving", {"x": int, "y": str})
+        assert index.publish_schema(v2, version="1.2.9").endswith("@1.2.9")  # evolved deliberately
+        assert index.publish_schema(v2, version=None).endswith("@1.2.9")
+        assert index.publish_schema(v1, version=None).endswith("@1.0.0")  # an older version still matches
         latest = require(index, "get_latest_schema")("conformance.Evolving")
-        assert latest["version"] == "1.2.10"
-        assert [f["name"] for f in latest["fields"]] == ["x", "y", "z"]
+        assert (latest["version"], [f["name"] for f in latest["fields"]]) == ("1.2.9", ["x", "y"])
+
+    def test_automatic_publishing_never_versions_other_fields(self, index: AbstractIndex) -> None:
+        """Issue 13 case 8: two scripts' ``__main__.TrainingSample`` with different fields."""
+        ours = make_sample_type("TrainingSample", {"features": atdata_ndarray(), "label": int}, module="__main__")
+        theirs = make_sample_type("TrainingSample", {"text": str}, module="__main__")
+        first = index.add_entry(FakeDataset("ours.tar", sample_type=ours), name="ours")
+        assert first.schema_ref == "local://schemas/__main__.TrainingSample@1.0.0"
+        keys = self.raw_keys(index)
+        with pytest.raises(SchemaConflict) as refused:
+            index.add_entry(FakeDataset("theirs.tar", sample_type=theirs), name="theirs")
+        message = str(refused.value)
+        assert "features: ndarray, label: int" in message and "text: str" in message  # both field lists
+        assert "publish_schema(TrainingSample, version='1.0.1')" in message  # how to publish deliberately
+        assert self.raw_keys(index) == keys  # no entry, no schema version written
+        with pytest.raises(SchemaConflict, match="text: str"):
+            index.publish_schema(theirs, version=None)
+        assert [s["version"] for s in index.list_schemas()] == ["1.0.0"]
+        assert index.get_schema(first.schema_ref)["fields"][0]["name"] == "features"
+
+    def test_description_given_after_an_insert_is_stored(self, index: AbstractIndex) -> None:
+        """Issue 13 case 9: the spec's order, insert (publishes 1.0.0), then publish_schema(..., description=)."""
+        sample_type = make_sample_type("Described", {"x": int})
+        entry = index.add_entry(FakeDataset("d.tar", sample_type=sample_type), name="d")
+        before = index.get_schema(entry.schema_ref)
+        assert before["description"] is None
+        ref = index.publish_schema(sample_type, version="1.0.0", description="Image with label annotation")
+        assert ref == entry.schema_ref
+        after = index.get_schema(ref)
+        assert after == {**before, "description": "Image with label annotation"}  # createdAt, fields kept
+        assert index.publish_schema(sample_type, version="1.0.0") == ref  # no description: kept
+        assert index.get_schema(ref)["description"] == "Image with label annotation"
+
+    @pytest.mark.parametrize(
+        "ref",
+        [
+            "local://schemas/Test@1.0.0",  # no module part
+            "local://schemas/my-pkg.sub.Thing@2.1.3-rc.1",
+            "at://did:plc:abc123/science.alt.dataset.schema/3kabc2x",  # a schema published on ATProto
+        ],
+    )
+    def test_any_local_name_and_published_at_uris_are_refs(self, index: AbstractIndex, ref: str) -> None:
+        entry = index.add_entry(FakeDataset("r.tar"), name="r", schema_ref=ref)
+        assert entry.schema_ref == ref and index.get_entry_by_name("r") == entry
+        with pytest.raises(SchemaNotFound):  # valid, just not published here
+            index.get_schema(ref)
+
+    @pytest.mark.parametrize(
+        "ref",
+        ["local://schemas/Test", "local://schemas/@1.0.0", "local://schemas/Test@1.0", "local://schemas/a b@1.0.0"]
+        + ["at://did:plc:abc", "https://example.com/schema.json", "Test@1.0.0"],
+    )
+    def test_malformed_refs_are_refused_naming_them(self, index: AbstractIndex, ref: str) -> None:
+        with pytest.raises(InvalidSchemaRef) as refused:
+            index.add_entry(FakeDataset("r.tar"), name="r", schema_ref=ref)
+        assert repr(ref) in str(refused.value) and "local://schemas/" in str(refused.value)
+        assert self.raw_keys(index) == set()
 
     def test_bad_and_unknown_refs(self, index: AbstractIndex) -> None:
         with pytest.raises(InvalidSchemaRef, match="local://schemas/"):

@@ -11,6 +11,7 @@ password is kept in the spec only, never in a message or a repr.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import inspect
 import os
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import redis
 import redis.exceptions
 from redis.cluster import ClusterNode, RedisCluster
 
-from atdata.errors import IndexConnectionError, InvalidArgument
+from atdata.errors import IndexConnectionError, IndexServerError, InvalidArgument
 
 __all__ = ["ENV_URL", "ConnectionSpec", "translate_errors"]
 
@@ -82,12 +83,32 @@ class ConnectionSpec:
     def from_environment(cls, kwargs: dict[str, Any]) -> ConnectionSpec:
         """redis-py kwargs if any were given, else ``ATDATA_REDIS_URL``, else localhost:6379."""
         if kwargs:
+            _check_kwargs(kwargs)
             _check_port(kwargs.get("port", 6379))
             return cls(kwargs=dict(kwargs))
         url = os.environ.get(ENV_URL)
         if url:
-            return cls(url=url)
+            return cls.from_url(url, {}, source=f"${ENV_URL}")
         return cls()
+
+    @classmethod
+    def from_url(cls, url: Any, kwargs: dict[str, Any], *, source: str = "redis") -> ConnectionSpec:
+        """A spec for ``url``, checked now: a bad URL or keyword fails here, naming what was given.
+
+        ``source`` says where the URL came from (``redis``, ``$ATDATA_REDIS_URL``) for the message.
+        """
+        if not isinstance(url, str) or not url:
+            raise InvalidArgument(f"{source}={url!r} is not a Redis URL: {_URL_FORMS}")
+        shown = _masked(url)
+        parts = urlsplit(url)
+        if parts.scheme not in _URL_SCHEMES or (parts.scheme != "unix" and not parts.hostname):
+            raise InvalidArgument(f"{source}={shown!r} is not a Redis URL: {_URL_FORMS}")
+        try:
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            raise InvalidArgument(f"{source}={shown!r} has an invalid port: {_URL_FORMS}") from None
+        _check_kwargs(kwargs)
+        return cls(url=url, kwargs=dict(kwargs))
 
     def connect(self) -> Any:
         """A new client for this process (redis-py connects lazily, on the first command)."""
@@ -99,15 +120,9 @@ class ConnectionSpec:
             try:
                 return redis.Redis.from_url(self.url, **self.kwargs)
             except ValueError as exc:
-                # redis-py names the bad part (scheme, query argument); the URL may hold a password.
-                raise InvalidArgument(f"bad Redis URL for {self.endpoint}: {exc}") from exc
-        try:
-            return redis.Redis(**self.kwargs)
-        except TypeError as exc:  # an unknown keyword; redis-py's message names it, never a value
-            raise InvalidArgument(
-                f"LocalIndex got a connection argument redis.Redis does not take ({exc}); "
-                "pass redis.Redis keywords such as host=, port=, db=, password="
-            ) from exc
+                # redis-py names the bad part (a query argument, say); the URL may hold a password.
+                raise InvalidArgument(f"bad Redis URL {_masked(self.url)!r}: {exc}") from exc
+        return redis.Redis(**self.kwargs)  # keywords were checked when the spec was made
 
     @property
     def endpoint(self) -> str:
@@ -135,6 +150,32 @@ class ConnectionSpec:
         return None if self.cluster else int(self.kwargs.get("db", 0))
 
 
+_URL_SCHEMES = ("redis", "rediss", "unix")
+_URL_FORMS = "expected redis://[:password@]host:port/db, rediss://... (TLS) or unix:///path/to/redis.sock"
+
+
+def _masked(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def _check_kwargs(kwargs: dict[str, Any]) -> None:
+    """Refuse, at construction, a keyword redis.Redis does not take (naming it and the closest ones)."""
+    unknown = sorted(set(kwargs) - _REDIS_KWARGS)
+    if unknown:
+        close = sorted({m for k in unknown for m in difflib.get_close_matches(k, _REDIS_KWARGS, n=3)})
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise InvalidArgument(
+            f"LocalIndex got {', '.join(f'{k}=' for k in unknown)}, which redis.Redis does not take{hint}; "
+            "pass redis.Redis keywords such as host=, port=, db=, password=, or redis='redis://host:port/db'"
+        )
+
+
 def _simple_kwargs(raw: dict[str, Any]) -> dict[str, Any]:
     """The plain-valued redis-py keyword arguments of ``raw`` (no retry objects, callbacks...)."""
     return {k: v for k, v in raw.items() if k in _REDIS_KWARGS and isinstance(v, _SIMPLE)}
@@ -142,7 +183,7 @@ def _simple_kwargs(raw: dict[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def translate_errors(spec: ConnectionSpec) -> Iterator[None]:
-    """Turn redis-py's connection and authentication failures into ``IndexConnectionError``.
+    """Turn redis-py's errors into ``IndexConnectionError`` (reaching the server) or ``IndexServerError``.
 
     redis-py's ``ConnectionError`` is not the builtin one, so callers' ``except
     ConnectionError`` would miss it; ours subclasses the builtin. The message names the
@@ -167,6 +208,30 @@ def translate_errors(spec: ConnectionSpec) -> Iterator[None]:
             f"Redis at {spec.endpoint} refused a command for this user (NOPERM: {_reason(exc)}); "
             "the index needs GET/SET/HASH/ZSET/SET commands, SCAN and EVALSHA on its keys"
         ) from exc
+    except redis.exceptions.ResponseError as exc:
+        # The server refused a command (redis-py reloads a script on NOSCRIPT itself). A
+        # script that fails runs no further writes, and READONLY/OOM refuse it before any.
+        raise IndexServerError(f"Redis at {spec.endpoint} refused the command: {_reason(exc)}{_fix(exc)}") from exc
+
+
+def _fix(exc: Exception) -> str:
+    """What to do about a server-side refusal: by redis-py's class, else by the error code."""
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        code = "READONLY"  # redis-py strips the code of the errors it has a class for
+    elif isinstance(exc, redis.exceptions.OutOfMemoryError):
+        code = "OOM"
+    else:
+        code = str(exc).split(" ", 1)[0].upper()
+    return _FIXES.get(code, "")
+
+
+_FIXES = {
+    "READONLY": " (READONLY); this server is a read-only replica: point the index at the primary. Nothing was written",
+    "OOM": " (OOM); it is at its maxmemory limit: raise maxmemory, free memory, or use another server. Nothing was written",
+    "MISCONF": "; it cannot persist its data (see its log): fix its dir/disk, or its stop-writes-on-bgsave-error",
+    "BUSY": "; a long script is running on it: retry later, or SCRIPT KILL it",
+    "WRONGTYPE": "; a key under this index's prefix was written by something else: use another key_prefix",
+}
 
 
 def _reason(exc: Exception) -> str:

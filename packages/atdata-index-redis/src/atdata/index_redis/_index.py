@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -40,9 +41,10 @@ class LocalIndex(SchemaMethods, AbstractIndex):
 
     Parameters
     ----------
-    redis : redis.Redis or redis.cluster.RedisCluster, optional
-        A ready client. Without it, one is built from ``**redis_kwargs`` (passed to
-        ``redis.Redis`` unchanged), else from ``$ATDATA_REDIS_URL``, else localhost:6379.
+    redis : redis.Redis, redis.cluster.RedisCluster or str, optional
+        A ready client, or a ``redis://``/``rediss://``/``unix://`` URL (as ``from_url``).
+        Without it, one is built from ``**redis_kwargs`` (passed to ``redis.Redis``
+        unchanged), else from ``$ATDATA_REDIS_URL``, else localhost:6379.
     key_prefix : str
         Isolates indexes that share one Redis; keys are ``{key_prefix}kind:id``.
     **redis_kwargs
@@ -50,6 +52,9 @@ class LocalIndex(SchemaMethods, AbstractIndex):
 
     Raises
     ------
+    InvalidArgument
+        At construction: a keyword ``redis.Redis`` does not take, a bad port, a string
+        that is not a Redis URL (the message names what was given, never a password).
     IndexConnectionError
         On first use, when the server cannot be reached or refuses the credentials.
 
@@ -60,6 +65,9 @@ class LocalIndex(SchemaMethods, AbstractIndex):
     """
 
     def __init__(self, redis: Any = None, *, key_prefix: str = DEFAULT_PREFIX, **redis_kwargs: Any) -> None:
+        if isinstance(redis, str):  # a URL, as Repo(redis=...) and the CLI take it
+            self._setup(ConnectionSpec.from_url(redis, redis_kwargs), key_prefix, client=None)
+            return
         if redis is not None and redis_kwargs:
             raise InvalidArgument(
                 f"pass either redis= (a ready client) or connection kwargs ({', '.join(sorted(redis_kwargs))}), not both"
@@ -76,10 +84,8 @@ class LocalIndex(SchemaMethods, AbstractIndex):
 
         The URL is parsed by ``redis.Redis.from_url``; extra ``redis_kwargs`` go with it.
         """
-        if not isinstance(url, str) or not url:
-            raise InvalidArgument(f"from_url expects a URL such as 'redis://localhost:6379/0', got {url!r}")
         index = cls.__new__(cls)
-        index._setup(ConnectionSpec(url=url, kwargs=dict(redis_kwargs)), key_prefix, client=None)
+        index._setup(ConnectionSpec.from_url(url, redis_kwargs, source="url"), key_prefix, client=None)
         return index
 
     def _setup(self, spec: ConnectionSpec, key_prefix: str, client: Any) -> None:
@@ -135,6 +141,19 @@ class LocalIndex(SchemaMethods, AbstractIndex):
                     log.warning("%r: converted %s entries of the earlier key layout", self, converted)
             self._layout_checked = True
         return client
+
+    @property
+    def index_id(self) -> str:
+        """This index's identity, e.g. ``'idx-2f1c...'``: what a hive records as its owner.
+
+        Created once, atomically, by the first caller in any process (``SET NX`` of
+        ``{key_prefix}id``), then kept in Redis with the index: every client of this
+        Redis, database and ``key_prefix`` reads the same id, and it survives removing
+        every entry. Another database or prefix, or a flushed Redis, is another index
+        with another id. Read from Redis on every access (one round trip), never cached,
+        so a flush is noticed.
+        """
+        return _text(self._run("INDEX_ID", self._key("id"), f"idx-{uuid.uuid4().hex}"))
 
     def __getstate__(self) -> dict[str, Any]:
         # Only the connection parameters travel: sockets, locks and caches stay behind.

@@ -45,14 +45,21 @@ class SchemaMethods:
     ) -> str:
         """Store the schema of ``sample_type``; returns ``local://schemas/{module}.{Class}@{version}``.
 
-        Publishing the same version with the same fields again is a no-op. With
-        ``version=None`` the latest published version is reused if its fields match,
-        else the next patch version is published (``1.0.0`` for the first).
+        Published fields never change under a version. Publishing a version again with the
+        same fields stores nothing new, except a ``description`` given now: it replaces the
+        stored one (so the spec's order, insert then ``publish_schema(T, version="1.0.0",
+        description=...)``, keeps the description). ``version=None`` is the automatic path
+        (``add_entry``/``Repo.insert`` without a ref): the newest version whose fields
+        match, ``1.0.0`` when nothing is published under this name, and otherwise a
+        ``SchemaConflict``: another class with this ``module.Class`` name (two scripts'
+        ``__main__.TrainingSample``, say) never silently becomes a new version.
 
         Raises
         ------
         SchemaConflict
-            That version is already published with different fields.
+            That version is published with other fields (with ``version=None``: no
+            published version has these fields); the message lists both field lists and
+            how to publish deliberately.
         InvalidArgument
             ``version`` is not ``MAJOR.MINOR.PATCH``.
         """
@@ -60,30 +67,42 @@ class SchemaMethods:
             check_version(version)
             return self._publish(sample_type, version, description)
         name = _schema_name(sample_type)
-        for _ in range(5):  # another writer may take the next version first: retry
-            latest = self._latest_version(name)
-            if latest is not None:
-                current = self._schema_record(name, latest)
-                if _schema.same_fields(current, _schema.to_record(sample_type, latest)):
-                    return _schema.schema_ref(sample_type, latest)
+        versions = self._versions(name)
+        if not versions:
             try:
-                return self._publish(sample_type, next_patch(latest), description)
-            except SchemaConflict:
-                continue
-        raise SchemaConflict(f"could not pick a new version for {name}: other writers keep publishing; retry")
+                return self._publish(sample_type, "1.0.0", description)
+            except SchemaConflict:  # another writer published 1.0.0 first: compare with it below
+                versions = ["1.0.0"]
+        for published in versions:  # newest first: the newest version with these fields is reused
+            if _schema.same_fields(self._schema_record(name, published), _schema.to_record(sample_type, published)):
+                return self._publish(sample_type, published, description)
+        latest, mine = self._schema_record(name, versions[0]), _schema.to_record(sample_type, versions[0])
+        raise SchemaConflict(
+            f"{name} is already published ({', '.join(versions)}; latest with fields [{field_list(latest)}]) and "
+            f"no version has the fields of {sample_type.__qualname__}: [{field_list(mine)}]. "
+            "Automatic publishing never gives other fields a new version silently: publish deliberately with "
+            f"index.publish_schema({sample_type.__name__}, version={next_patch(versions[0])!r}) (or a new major) and "
+            "pass that schema_ref=, or rename the class (or its module) if it is another schema"
+        )
 
     def _publish(self, sample_type: type, version: str, description: str | None) -> str:
         record = _schema.to_record(sample_type, version, description=description)
         ref = _schema.schema_ref(sample_type, version)
         name = _schema.parse_schema_ref(ref).name
-        existing = self._run(
-            "PUBLISH_SCHEMA", self._key("schema:", f"{name}@{version}"), name, version, json.dumps(record)
-        )
-        if existing and not _schema.same_fields(json.loads(existing), record):
+        key = self._key("schema:", f"{name}@{version}")
+        existing = self._run("PUBLISH_SCHEMA", key, name, version, json.dumps(record))
+        if not existing:
+            return ref
+        stored = json.loads(existing)
+        if not _schema.same_fields(stored, record):
             raise SchemaConflict(
-                f"{ref} is already published with different fields; publish under a new version "
-                f"(e.g. version={next_patch(self._latest_version(name))!r}, or version=None for the next patch)"
+                f"{ref} is already published with other fields: [{field_list(stored)}]; "
+                f"{sample_type.__qualname__} has [{field_list(record)}]. Published versions never change: "
+                f"publish under a new version (e.g. version={next_patch(self._latest_version(name))!r})"
             )
+        if description is not None and stored.get("description") != description:
+            # Compare-and-set: a record another writer changed meanwhile is never overwritten blindly.
+            self._run("DESCRIBE_SCHEMA", key, existing, json.dumps({**stored, "description": description}))
         return ref
 
     def get_schema(self, ref: str) -> dict[str, Any]:
@@ -125,9 +144,14 @@ class SchemaMethods:
         return self._schema_record(name, latest)
 
     def _latest_version(self, name: str) -> str | None:
+        versions = self._versions(name)
+        return versions[0] if versions else None
+
+    def _versions(self, name: str) -> list[str]:
+        """The published versions of ``name``, newest first."""
         with translate_errors(self._spec):
             versions = [_text(v) for v in self.redis.smembers(self._key("schema_versions:", name))]
-        return max(versions, key=semver_key) if versions else None
+        return sorted(versions, key=semver_key, reverse=True)
 
     def list_schemas(self) -> Iterator[dict[str, Any]]:
         """Every published schema record (streamed with SSCAN)."""
@@ -170,6 +194,24 @@ class SchemaMethods:
             raise
         except (SchemaError, InvalidArgument) as exc:  # same type, plus what to do in add_entry's terms
             raise type(exc)(f"{exc}; or pass schema_ref= to add_entry") from exc
+
+
+def field_list(record: dict[str, Any]) -> str:
+    """``x: int, y: str | None``: a record's fields as a reader of an error message wants them."""
+    return ", ".join(
+        f"{f['name']}: {_type_text(f['fieldType'])}{' | None' if f.get('optional') else ''}" for f in record["fields"]
+    )
+
+
+def _type_text(field_type: dict[str, Any]) -> str:
+    kind = str(field_type.get("$type", "?")).rpartition("#")[2]
+    if kind == "primitive":
+        return str(field_type.get("primitive"))
+    if kind == "array":
+        return f"list[{_type_text(field_type.get('items', {}))}]"
+    if kind == "ndarray" and field_type.get("dtype"):
+        return f"ndarray[{field_type['dtype']}]"
+    return kind
 
 
 def _schema_name(sample_type: type) -> str:

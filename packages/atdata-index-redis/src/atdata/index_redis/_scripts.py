@@ -27,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "ADD",
+    "DESCRIBE_SCHEMA",
     "FETCH_CONTENTS",
     "FETCH_NAMES",
     "GET_BY_CID",
@@ -228,10 +229,18 @@ end
 return out
 """
 
-# KEYS[1]: the id key. ARGV: a fresh id. The index id: created by the first caller, kept.
+# KEYS[1]: the id key. ARGV: base, a fresh id. The index id: created by the first caller, kept.
 INDEX_ID = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return ARGV[1] end
+if redis.call('SET', KEYS[1], ARGV[2], 'NX') then return ARGV[2] end
 return redis.call('GET', KEYS[1])
+"""
+
+# KEYS[1]: a schema key. ARGV: base, the record read, the record to store. Replaces it only
+# if it is still the one read (a description added to a published version); 1 if replaced.
+DESCRIBE_SCHEMA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1
 """
 
 # ARGV: base, name, version, record (JSON). Stores the record unless that version exists;

@@ -6,6 +6,7 @@ raw-key helpers read Redis directly, bypassing the index under test.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -34,6 +35,21 @@ class LocalIndexConformance(IndexConformance):
         # the index id outlives them too (hives record it as their owner).
         assert isinstance(index, LocalIndex)
         return {"{" + index.key_prefix + "}seq", "{" + index.key_prefix + "}id"}
+
+    def test_index_id_is_created_once_and_kept(self, index: AbstractIndex) -> None:
+        assert isinstance(index, LocalIndex)
+        # Fresh index objects (nothing cached) on the same server, racing to create the id.
+        clones = [LocalIndex(redis=index.redis, key_prefix=index.key_prefix) for _ in range(6)]
+        ids: list[str] = []
+        threads = [threading.Thread(target=lambda c=c: ids.append(c.index_id)) for c in clones]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(ids)) == 1 and ids[0].startswith("idx-")  # created once, atomically
+        entry = index.add_entry(FakeDataset("i.tar"), name="i", schema_ref=REF)
+        index.remove_entry(entry)
+        assert index.index_id == ids[0]  # kept when the index is emptied
 
     def test_a_name_passed_as_cid_is_told_to_use_get_entry_by_name(self, index: AbstractIndex) -> None:
         with pytest.raises(EntryNotFound, match=r"'my-dataset' is not a CID.*get_entry_by_name"):

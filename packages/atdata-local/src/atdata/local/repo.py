@@ -108,10 +108,7 @@ class Repo:
                 "Repo needs hive_path=: 'bucket/prefix' for S3, or a directory such as './hive' or 'file:///data/hive'"
             )
         self._hive: Hive = parse_hive_path(hive_path, s3_credentials)
-        if isinstance(redis, str):
-            index = LocalIndex.from_url(redis, **index_kwargs)
-        else:
-            index = LocalIndex(redis=redis, **index_kwargs)
+        index = LocalIndex(redis=redis, **index_kwargs)  # a client or a URL
         # Build the client now (redis-py connects only on the first command), so an
         # unknown connection keyword or a malformed URL fails here, not at first insert.
         index.redis  # noqa: B018
