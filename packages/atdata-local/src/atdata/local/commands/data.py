@@ -62,6 +62,14 @@ def _command(subparsers: Any, name: str, help_text: str, description: str, handl
 
 def register(subparsers: Any) -> None:
     """Add ``ls``, ``show``, ``insert``, ``rm`` and ``gc``."""
+    _register_ls(subparsers)
+    _register_show(subparsers)
+    _register_insert(subparsers)
+    _register_rm(subparsers)
+    _register_gc(subparsers)
+
+
+def _register_ls(subparsers: Any) -> None:
     ls = _command(
         subparsers,
         "ls",
@@ -74,6 +82,8 @@ def register(subparsers: Any) -> None:
     ls.add_argument("--all", action="store_true", help="every version of each name, not only the newest")
     _add_credentials_only(ls)
 
+
+def _register_show(subparsers: Any) -> None:
     show = _command(
         subparsers,
         "show",
@@ -85,6 +95,8 @@ def register(subparsers: Any) -> None:
     show.add_argument("ref", metavar="NAME|CID", help="a dataset name (its newest version) or a CID (bafyrei...)")
     _add_credentials_only(show)
 
+
+def _register_insert(subparsers: Any) -> None:
     insert = _command(
         subparsers,
         "insert",
@@ -122,6 +134,8 @@ def register(subparsers: Any) -> None:
     insert.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_store_options(insert)
 
+
+def _register_rm(subparsers: Any) -> None:
     rm = _command(
         subparsers,
         "rm",
@@ -132,6 +146,8 @@ def register(subparsers: Any) -> None:
     )
     rm.add_argument("ref", metavar="NAME|CID", help="a dataset name (its newest version) or a CID")
 
+
+def _register_gc(subparsers: Any) -> None:
     gc = _command(
         subparsers,
         "gc",

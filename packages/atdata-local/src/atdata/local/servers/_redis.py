@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -103,28 +104,9 @@ def start_redis(
     # The cluster bus gets its own free port: valkey's default, port+10000, may be taken.
     cluster_port = free_port() if cluster else None
 
-    def argv(chosen: int) -> list[str]:
-        args = [
-            str(program),
-            "--port", str(chosen),
-            "--bind", LOCALHOST,
-            "--dir", str(workdir),
-            "--daemonize", "no",
-            "--save", "",
-            "--appendonly", "yes" if persistence == "aof" else "no",
-            "--appendfsync", "always",
-        ]  # fmt: skip
-        if cluster_port is not None:
-            args += [
-                "--cluster-enabled", "yes",
-                "--cluster-port", str(cluster_port),
-                "--cluster-config-file", str(workdir / f"nodes-{chosen}.conf"),
-            ]  # fmt: skip
-        return args
-
     process = spawn(
         program.name,
-        argv,
+        functools.partial(_argv, program, workdir, persistence, cluster_port),
         port=port,
         log_path=Path(log_path) if log_path else workdir / "valkey.log",
         ready=_redis_ready,
@@ -139,6 +121,27 @@ def start_redis(
             server.stop()
             raise
     return server
+
+
+def _argv(program: Path, workdir: Path, persistence: Persistence, cluster_port: int | None, port: int) -> list[str]:
+    """The server's command line on ``port`` (AOF fsynced per write when persistent)."""
+    args = [
+        str(program),
+        "--port", str(port),
+        "--bind", LOCALHOST,
+        "--dir", str(workdir),
+        "--daemonize", "no",
+        "--save", "",
+        "--appendonly", "yes" if persistence == "aof" else "no",
+        "--appendfsync", "always",
+    ]  # fmt: skip
+    if cluster_port is not None:
+        args += [
+            "--cluster-enabled", "yes",
+            "--cluster-port", str(cluster_port),
+            "--cluster-config-file", str(workdir / f"nodes-{port}.conf"),
+        ]  # fmt: skip
+    return args
 
 
 def _assign_all_slots(server: RedisServer, timeout: float) -> None:
