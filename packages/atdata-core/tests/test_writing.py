@@ -256,3 +256,24 @@ def test_one_sample_type_with_dicts_and_pairs_is_accepted() -> None:
     sinks, writer = collect(samples)
     assert [info.count for info in writer.shards] == [4]
     assert [name for name, _ in members(sinks[0].buffer.getvalue())][1:3] == ["b.msgpack", "c.msgpack"]
+
+
+def test_write_samples_honours_file_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    urls = write_samples(pairs(5), f"file://{tmp_path}/f-%06d.tar", maxcount=3)
+    assert urls == [f"file://{tmp_path}/f-000000.tar", f"file://{tmp_path}/f-000001.tar"]
+    assert sorted(os.listdir(tmp_path)) == ["f-000000.tar", "f-000001.tar"]  # no ./file:/ folder
+    assert [key for key, _ in atdata.Dataset(urls).raw_samples()] == [key for key, _ in pairs(5)]
+
+
+@pytest.mark.parametrize(
+    "pattern", ["s3://bucket/x-%06d.tar", "http://127.0.0.1:1/x-%06d.tar", "gs://b/x.tar", "file://otherhost/x.tar"]
+)
+def test_write_samples_refuses_other_schemes_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pattern: str
+) -> None:
+    """Issue 13 case 7: an s3:// pattern wrote ./s3:/bucket/x-000000.tar and returned the s3:// name."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(atdata.errors.UnsupportedURL, match=r"write_samples writes local files only.*write_shards"):
+        write_samples(pairs(3), pattern)
+    assert os.listdir(tmp_path) == []

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
-from .errors import InvalidArgument
+from .errors import InvalidArgument, UnsupportedURL
 
 __all__ = [
     "AtomicFileSink",
@@ -357,8 +357,8 @@ def write_samples(
         Packable samples, ``as_wds`` dicts or ``(key, msgpack_bytes)`` pairs (e.g.
         ``Dataset.raw_samples()``, which re-shards without decoding anything).
     pattern
-        Shard path with a placeholder for the shard index: ``"data-%06d.tar"`` or
-        ``"data-{:06d}.tar"``. Without a placeholder only one shard may be written,
+        Shard path (or ``file://`` URL) with a placeholder for the shard index:
+        ``"data-%06d.tar"`` or ``"data-{:06d}.tar"``. Without a placeholder only one shard may be written,
         so ``maxcount`` and ``maxsize`` must then be None.
     maxcount, maxsize
         Roll over to a new shard at this many samples / bytes (see :class:`ShardWriter`).
@@ -370,6 +370,8 @@ def write_samples(
     ------
     InvalidArgument
         Bad limits, a pattern that cannot number several shards, or a bad sample.
+    UnsupportedURL
+        A URL scheme other than ``file://`` (``s3://``, ``http://``...): nothing is written.
     """
     pattern = os.fspath(pattern) if isinstance(pattern, os.PathLike) else pattern
     check_limits(maxcount, maxsize)
@@ -387,7 +389,8 @@ def write_samples(
             f"pattern={pattern!r} has no shard-index placeholder but maxcount/maxsize may split the "
             "samples into several shards: use e.g. 'data-%06d.tar'"
         )
-    first = _shard_path(pattern, 0)
+    path_pattern = _local_pattern(pattern)
+    first = _shard_path(path_pattern, 0)
     if first.endswith(("/", os.sep)) or os.path.isdir(first):
         # Found up front: the rename into place would only fail after every sample was written.
         raise InvalidArgument(
@@ -397,7 +400,7 @@ def write_samples(
     paths: list[str] = []
 
     def open_sink(index: int) -> AtomicFileSink:
-        paths.append(_shard_path(pattern, index))
+        paths.append(_shard_path(path_pattern, index))
         return AtomicFileSink(paths[-1])
 
     writer = ShardWriter(open_sink, maxcount=maxcount, maxsize=maxsize)
@@ -409,7 +412,29 @@ def write_samples(
         for shard in writer.shards:
             _unlink_quietly(paths[shard.index])
         raise
-    return paths
+    return [_shard_path(pattern, index) for index in range(len(paths))]
+
+
+def _local_pattern(pattern: str) -> str:
+    """The filesystem pattern behind ``pattern``: a plain path, or a ``file://`` URL's path.
+
+    Any other scheme is refused before a sample is written: ``open()`` would otherwise
+    create a local folder named after the scheme (``./s3:/bucket/...``) and the caller
+    would get back a URL nothing was stored under. The path is not percent-decoded, so
+    the ``%06d`` placeholder survives.
+    """
+    scheme, sep, rest = pattern.partition("://")
+    if not sep or "/" in scheme or len(scheme) == 1:
+        return pattern
+    if scheme.lower() == "file":
+        host, slash, path = rest.partition("/")
+        if host in ("", "localhost"):
+            return slash + path
+    raise UnsupportedURL(
+        f"write_samples writes local files only, not {pattern!r}: pass a path or a file:// URL "
+        "(e.g. 'data-%06d.tar'); to write shards into object storage use "
+        "atdata.store_s3.S3DataStore(...).write_shards(samples, prefix) or Repo.insert"
+    )
 
 
 def _unlink_quietly(path: str) -> None:
