@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 import atdata
 from atdata.atmosphere import AtmosphereClient, AtmosphereIndex, record_cid, validate_record
 from atdata.atmosphere.testing import PdsAccount, PdsServer
-from atdata.errors import AtmosphereAuthError, AtmosphereError, AtmosphereUnavailable, SchemaConflict
+from atdata.errors import AtmosphereAuthError, AtmosphereError, AtmosphereUnavailable, SchemaConflict, ShardError
 from atdata.local import Repo, S3DataStore
 from atdata.local.servers import RedisServer, S3Server
 from atdata.promote import promote_to_atmosphere
@@ -279,3 +279,78 @@ def _expire(session: str, pds_url: str) -> str:
     revoker.login_with_session(session)
     revoker._sdk.com.atproto.server.delete_session(headers={"Authorization": f"Bearer {refresh}"})
     return ":::".join([handle, did, f"{header}.{forged}.{signature}", refresh, endpoint])
+
+
+@pytest.fixture
+def http_dir(tmp_path: Any) -> Iterator[tuple[Any, str]]:
+    """A plain HTTP server on 127.0.0.1 over a temporary directory."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_http_shards_become_storage_http_and_reads_verify_checksums(
+    repo: Repo, client: AtmosphereClient, http_dir: tuple[Any, str]
+) -> None:
+    root, base = http_dir
+    atdata.write_samples(samples(60), str(root / "web-%06d.tar"), maxcount=30)
+    ref = repo.index.publish_schema(PromoSample)
+    local = repo.index.add_entry(
+        atdata.Dataset[PromoSample]([f"{base}/web-000000.tar", f"{base}/web-000001.tar"]), name="web", schema_ref=ref
+    )
+    uri = promote_to_atmosphere(local, repo.index, client)
+    record, _ = client.get_record(uri)
+    assert record["storage"]["$type"] == "science.alt.dataset.storageHttp"
+    assert [s["url"] for s in record["storage"]["shards"]] == local.data_urls
+    assert assert_valid_and_cid_matches(client) == 2
+
+    entry = AtmosphereIndex(client).get_entry(uri)
+    T = AtmosphereIndex(client).decode_schema(entry.schema_ref)
+    assert [s.label for s in atdata.Dataset[T](entry.data_urls).ordered()] == [f"s{i}" for i in range(60)]
+    data = (root / "web-000001.tar").read_bytes()
+    (root / "web-000001.tar").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit flipped
+    with pytest.raises(ShardError, match="sha256"):
+        list(atdata.Dataset[T](entry.data_urls[1]).ordered())
+
+
+def test_records_of_the_older_namespace_are_read(
+    repo: Repo, client: AtmosphereClient, http_dir: tuple[Any, str]
+) -> None:
+    root, base = http_dir
+    atdata.write_samples(samples(10), str(root / "old-%06d.tar"))
+    schema = {
+        "$type": "ac.foundation.dataset.sampleSchema",
+        "name": "legacy.PromoSample",
+        "version": "1.0.0",
+        "fields": [
+            {"name": "image", "fieldType": {"$type": "ac.foundation.dataset.schemaType#ndarray"}, "optional": False},
+            {"name": "label", "fieldType": {"$type": "ac.foundation.dataset.schemaType#primitive", "primitive": "str"}},
+            {"name": "score", "fieldType": {"$type": "ac.foundation.dataset.schemaType#primitive", "primitive": "int"}},
+        ],
+        "createdAt": "2025-06-01T00:00:00.000Z",
+    }
+    schema_uri, _ = client.create_record("ac.foundation.dataset.sampleSchema", schema)
+    old = {
+        "$type": "ac.foundation.dataset.record",
+        "name": "legacy-ds",
+        "schemaRef": schema_uri,
+        "storage": {"$type": "ac.foundation.dataset.storageExternal", "urls": [f"{base}/old-000000.tar"]},
+        "createdAt": "2025-06-01T00:00:00.000Z",
+    }
+    uri, _ = client.create_record("ac.foundation.dataset.record", old)
+    index = AtmosphereIndex(AtmosphereClient(client.base_url), repo=client.did)  # not logged in
+    (entry,) = list(index.entries)
+    assert (entry.uri, entry.name, entry.data_urls) == (uri, "legacy-ds", [f"{base}/old-000000.tar"])
+    T = index.decode_schema(entry.schema_ref)
+    assert [s.score for s in atdata.Dataset[T](entry.data_urls).ordered()] == list(range(10))
+    assert [s["name"] for s in index.list_schemas()] == ["legacy.PromoSample"]
