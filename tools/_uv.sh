@@ -7,4 +7,6 @@ else
     python3 -m pip install --quiet --disable-pip-version-check "uv>=0.5"
     UV=(python3 -m uv)  # works even before a pyenv/PATH rehash picks up the new binary
 fi
-"${UV[@]}" sync --frozen --quiet
+# --compile-bytecode: every process that imports torch (spawned DataLoader workers, torchrun
+# ranks) then loads it in ~4 s of CPU instead of ~8, even where PYTHONDONTWRITEBYTECODE is set.
+"${UV[@]}" sync --frozen --quiet --compile-bytecode

@@ -34,13 +34,14 @@ PEERS = ["litdata", "mosaicml-streaming", "datasets"]
 PER_SHARD = 5_000
 
 
-def ensure_venv(venv: Path) -> Path:
+def ensure_venv(venv: Path, peers: list[str] = PEERS) -> Path:
+    """The Python of ``venv``, made on first use: CPU torch, ``peers`` and this checkout's core."""
     python = venv / "bin" / "python"
     if not (venv / ".ready").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = [str(python), "-m", "pip", "install", "--quiet"]
         subprocess.run([*pip, "torch==2.13.0"], check=True)
-        subprocess.run([*pip, *PEERS], check=True)
+        subprocess.run([*pip, *peers], check=True)
         subprocess.run([*pip, "-e", str(ROOT / "packages" / "atdata-core")], check=True)
         (venv / ".ready").write_text("ok\n")
     return python
@@ -63,20 +64,24 @@ def litdata_item(args: tuple[str, int]) -> dict:
     return sample_dict(kind, i, np.random.default_rng(i))
 
 
-def write_all(root: Path, kind: str, n: int) -> dict[str, Path]:
+def write_all(
+    root: Path, kind: str, n: int, formats: tuple[str, ...] = ("tar", "litdata", "mds", "hf")
+) -> dict[str, Path]:
     import numpy as np
     import webdataset as wds
 
     sample_type = sample_types()[kind]
     rng = np.random.default_rng(0)
     samples = [sample_dict(kind, i, rng) for i in range(n)]
-    out = {k: root / k for k in ("tar", "litdata", "mds", "hf")}
+    out = {k: root / k for k in formats}
     out["tar"].mkdir()
     for s in range(0, n, PER_SHARD):
         with wds.TarWriter(str(out["tar"] / f"data-{s // PER_SHARD:06d}.tar")) as sink:
             for i in range(s, min(n, s + PER_SHARD)):
                 sink.write({"__key__": f"{i:09d}", "msgpack": sample_type(**samples[i]).packed})
 
+    if "litdata" not in formats:
+        return out
     import litdata as ld
 
     ld.optimize(
@@ -87,6 +92,8 @@ def write_all(root: Path, kind: str, n: int) -> dict[str, Path]:
         num_workers=1,
     )
 
+    if "mds" not in formats:
+        return out
     from streaming import MDSWriter
 
     if kind == "training":

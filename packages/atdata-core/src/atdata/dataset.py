@@ -3,8 +3,9 @@
 ``Dataset[T](url)`` names shards (see :mod:`atdata.urls`) and a sample type; reading
 happens through the iterables :meth:`Dataset.ordered` and :meth:`Dataset.shuffled`
 return (:class:`Loader`). A ``Loader`` is what a training loop or a PyTorch
-``DataLoader`` iterates: it splits shards between DataLoader workers and nodes, and
-its :meth:`~Loader.state_dict` resumes an interrupted epoch exactly. The order of an
+``DataLoader`` iterates: it deals an epoch's batches to DataLoader workers and nodes
+(:mod:`atdata._read.deal`), and its :meth:`~Loader.state_dict` resumes an interrupted
+epoch exactly. The order of an
 epoch depends only on ``(seed, epoch)`` (see :mod:`atdata._read.order`).
 
 torch is never imported: when the caller has imported it, ``Loader`` registers as a
@@ -135,6 +136,7 @@ class Dataset(Generic[T]):
         *,
         rank: int | None = None,
         world_size: int | None = None,
+        even: str = "pad",
     ) -> Loader[T]:
         """Samples (``batch_size=None``) or :class:`SampleBatch` es in shard order.
 
@@ -143,10 +145,14 @@ class Dataset(Generic[T]):
         batch_size
             Samples per batch; ``None`` yields single samples.
         drop_last
-            Drop the last batch if it is smaller than ``batch_size``.
+            Drop the last batch if it is smaller than ``batch_size`` (with several ranks:
+            the last round, see :mod:`atdata._read.deal`).
         rank, world_size
-            This node's share of the shards; default from ``torch.distributed`` when it is
-            initialised, else the whole dataset.
+            Which node this is; default from ``torch.distributed`` when it is initialised,
+            else one node. Every rank yields the same number of batches.
+        even
+            When the epoch's last samples are fewer than ``world_size``, so some rank
+            would get none: ``"pad"`` repeats one for it, ``"drop"`` leaves them out.
         """
         return self._new_loader(
             shuffle=False,
@@ -157,6 +163,7 @@ class Dataset(Generic[T]):
             pool_shards=1,
             rank=rank,
             world_size=world_size,
+            even=even,
         )
 
     def shuffled(
@@ -169,6 +176,7 @@ class Dataset(Generic[T]):
         pool_shards: int = 4,
         rank: int | None = None,
         world_size: int | None = None,
+        even: str = "pad",
     ) -> Loader[T]:
         """Samples or batches in an order fixed by ``(seed, epoch)``.
 
@@ -186,9 +194,8 @@ class Dataset(Generic[T]):
         drop_last
             Drop the last batch if it is smaller than ``batch_size``.
         pool_shards
-            Shards mixed together. A pool is also the unit dealt to DataLoader workers and
-            nodes, so keep ``len(shard_list) / pool_shards`` at or above their number.
-        rank, world_size
+            Shards mixed together (read one after another through one buffer).
+        rank, world_size, even
             As for :meth:`ordered`.
         """
         return self._new_loader(
@@ -200,6 +207,7 @@ class Dataset(Generic[T]):
             pool_shards=pool_shards,
             rank=rank,
             world_size=world_size,
+            even=even,
         )
 
     def raw_samples(self) -> Iterator[tuple[str, bytes]]:

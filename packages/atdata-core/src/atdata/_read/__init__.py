@@ -3,6 +3,8 @@
 Modules, in the order data flows through them:
 
 - ``loader``: :class:`~atdata._read.loader.Loader`, one epoch's reading: plan, share, decode, progress.
+- ``epochs``: the epoch count a loader shares with its DataLoader workers (shared memory).
+- ``deal``: which samples of the epoch's stream each worker and rank takes (rounds).
 - ``state``: a loader's saved state: version, checks, :func:`merge_state_dicts`.
 - ``order``: which pools of shards an epoch reads in what order, and the shuffle buffer.
 - ``prefetch``: opening a shard; local or remote is decided here; remote ones read ahead.

@@ -24,8 +24,10 @@ import msgpack
 
 from ..batch import SampleBatch
 from ..errors import InvalidArgument
-from .columns import Decoder, RunBatches
-from .order import Plan, Run, pool_runs
+from .columns import Decoder
+from .deal import Geometry, Piece, Span, deal, remaining_pieces
+from .epochs import EpochClock
+from .order import Plan, pool_runs
 from .prefetch import Prefetcher
 from .state import STATE_VERSION, check_state
 
@@ -40,10 +42,11 @@ T = TypeVar("T")
 class Loader(Generic[T]):
     """One way of reading a :class:`Dataset`: ordered or shuffled, by sample or by batch.
 
-    Iterate it for an epoch; iterate again for the next one (or call :meth:`set_epoch`
-    first, as with ``DistributedSampler``, when a ``DataLoader`` re-creates workers each
-    epoch). Pass it to ``torch.utils.data.DataLoader(loader, batch_size=None,
-    num_workers=...)``: each worker reads its share of the pools (see :mod:`atdata._order`).
+    Iterate it for an epoch; iterate again for the next one (:meth:`set_epoch` picks
+    one). Pass it to ``torch.utils.data.DataLoader(loader, batch_size=None,
+    num_workers=...)``: each worker reads its rounds of the epoch (see
+    :mod:`atdata._read.deal`), so the DataLoader yields the single-process order, and the
+    workers agree on the epoch through shared memory (:mod:`atdata._read.epochs`).
     Made by :meth:`Dataset.ordered` and :meth:`Dataset.shuffled`.
     """
 
@@ -60,6 +63,7 @@ class Loader(Generic[T]):
         pool_shards: int,
         rank: int | None,
         world_size: int | None,
+        even: str = "pad",
     ) -> None:
         _positive("batch_size", batch_size, allow_none=True)
         _positive("buffer_size", buffer_size)
@@ -72,6 +76,8 @@ class Loader(Generic[T]):
                 raise InvalidArgument(f"rank must be in 0..{world_size - 1} for world_size={world_size}, got {rank!r}")
         if seed is not None and not isinstance(seed, int):
             raise InvalidArgument(f"seed must be an int or None, got {seed!r}")
+        if even not in ("pad", "drop"):
+            raise InvalidArgument(f"even must be 'pad' or 'drop', got {even!r}")
         if not isinstance(drop_last, bool):
             raise InvalidArgument(f"drop_last must be True or False, got {drop_last!r}")
         self.dataset = dataset
@@ -84,28 +90,34 @@ class Loader(Generic[T]):
         self.pool_shards = pool_shards
         self.rank = rank
         self.world_size = world_size
+        self.even = even
+        #: The epoch read last (or being read, or set); the next one comes from the clock.
         self.epoch = 0
-        self._progress: dict[int, int] = {}
-        self._done: set[int] = set()
+        self._clock = EpochClock()
+        self._consumed: list[Span] = []  # stream positions consumed before this run (a resume)
+        self._reader: Geometry | None = None  # who reads, since consumed
+        self._rounds = 0  # rounds the reader has yielded
+        self._final: Span | None = None  # the slot of an incomplete last round, once yielded
         self._resume = False
-        # This reader's share of ``epoch`` is read; the next iteration starts epoch + 1.
-        # (Incremented lazily so that a state taken at the end still names the epoch
-        # and its pools, which merging the states of several workers needs.)
+        # This reader's share of ``epoch`` is read; the next iteration starts the next one.
+        # (A state taken at the end still names the epoch, which merging states needs.)
         self._finished = False
         _register_with_torch()
 
     def set_epoch(self, epoch: int) -> None:
-        """Read epoch ``epoch`` next (its order is fixed by ``(seed, epoch)``)."""
-        if not isinstance(epoch, int) or epoch < 0:
+        """Read epoch ``epoch`` next (its order is fixed by ``(seed, epoch)``); not needed
+        with a ``DataLoader``, whose workers agree on the epoch by themselves."""
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
             raise InvalidArgument(f"epoch must be a non-negative int, got {epoch!r}")
-        if epoch != self.epoch or self._finished:
-            self.epoch = epoch
-            self._finished = False
-            self._resume = False
+        if epoch == self.epoch and self._resume and not self._finished:
+            return  # the loaded state's epoch: keep resuming it
+        self._clock.set(epoch)
+        self.epoch = epoch
+        self._finished = False
+        self._resume = False
 
     def __iter__(self) -> Iterator[T] | Iterator[SampleBatch[T]]:
-        consumer, consumers = self._consumer()
-        return self._epoch(consumer, consumers)
+        return self._epoch(self._geometry(None))
 
     def iter_worker(self, worker_id: int, num_workers: int) -> Iterator[Any]:
         """What worker ``worker_id`` of ``num_workers`` (on this rank) reads this epoch.
@@ -119,18 +131,29 @@ class Loader(Generic[T]):
             and 0 <= worker_id < num_workers
         ):
             raise InvalidArgument(f"worker_id must be in 0..num_workers-1, got {worker_id!r} of {num_workers!r}")
-        rank, world = self._rank()
-        return self._epoch(rank * num_workers + worker_id, world * num_workers)
+        return self._epoch(self._geometry((worker_id, num_workers)))
 
     def state_dict(self) -> dict[str, Any]:
-        """Where this loader is: epoch, parameters, and samples consumed per pool.
+        """Where this reader is: epoch, parameters, and the samples it has consumed.
 
         A plain dict of ints, lists and strings (JSON- and ``torch.save``-friendly). Taken
         after a sample or batch was received, it counts that one as consumed: resuming
-        from it yields every later sample once and no earlier one. States of different
-        workers or ranks cover disjoint pools; :func:`merge_state_dicts` combines them to
-        resume with another number of workers or nodes.
+        from it yields every later sample once and no earlier one. A state of one
+        DataLoader worker or rank resumes that reader; :func:`merge_state_dicts` combines
+        the states of all readers to resume with another number of workers or nodes.
+
+        Raises
+        ------
+        InvalidArgument
+            In the main process of a ``DataLoader`` whose workers read this loader: the
+            progress is in the workers (use torchdata's ``StatefulDataLoader``).
         """
+        if self._clock.workers_read and _worker_info() is None and self._reader is None:
+            raise InvalidArgument(
+                "this loader was read by DataLoader workers, so its progress is in the workers, not here; "
+                "use torchdata.stateful_dataloader.StatefulDataLoader(loader, batch_size=None, ...) and its "
+                "state_dict() (merge_state_dicts(dl.state_dict()) gives one state for any worker count)"
+            )
         return {
             "version": STATE_VERSION,
             "mode": "shuffled" if self.shuffle else "ordered",
@@ -139,8 +162,10 @@ class Loader(Generic[T]):
             "buffer_size": self.buffer_size,
             "pool_shards": self.pool_shards,
             "num_shards": len(self.dataset.shard_list),
-            "progress": sorted([pool, count] for pool, count in self._progress.items()),
-            "done": sorted(self._done),
+            "consumed": [list(span) for span in self._consumed],
+            "reader": self._reader.as_list() if self._reader is not None else None,
+            "rounds": self._rounds,
+            "final": list(self._final) if self._final is not None else None,
             "finished": self._finished,
         }
 
@@ -173,10 +198,18 @@ class Loader(Generic[T]):
             )
         self.seed = state["seed"]
         self.epoch = state["epoch"]
-        self._progress = {int(pool): int(count) for pool, count in state["progress"]}
-        self._done = {int(pool) for pool in state["done"]}
+        self._consumed = [(int(a), int(b)) for a, b in state["consumed"]]
+        self._reader = Geometry(*state["reader"]) if state["reader"] is not None else None
+        self._rounds = int(state["rounds"])
+        self._final = tuple(state["final"]) if state["final"] is not None else None  # type: ignore[assignment]
         self._finished = bool(state["finished"])
         self._resume = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if state["world_size"] is None:  # a spawned worker has no process group: take the rank along
+            state["rank"], state["world_size"] = self._rank()
+        return state
 
     def __repr__(self) -> str:
         how = f"shuffled(seed={self.seed}, buffer_size={self.buffer_size})" if self.shuffle else "ordered()"
@@ -184,10 +217,32 @@ class Loader(Generic[T]):
 
     # -- iteration -------------------------------------------------------------------
 
-    def _epoch(self, consumer: int, consumers: int) -> Iterator[Any]:
-        if self._finished:
-            self.epoch += 1
-            self._finished = self._resume = False
+    def _start(self, geo: Geometry) -> int:
+        """The epoch to read now, and what of it to skip (a resume, if it is not stale)."""
+        clock_epoch = self._clock.next_epoch(geo.worker, geo.workers)
+        resume = self._resume and clock_epoch <= self.epoch
+        self._resume = False
+        if resume and self._finished:
+            resume, self.epoch = False, self.epoch + 1
+        elif not resume:
+            self.epoch = clock_epoch
+        if resume and self._reader is not None and self._reader != geo:
+            raise InvalidArgument(
+                f"this state is of one reader (world_size, rank, num_workers, worker, batch_size = "
+                f"{self._reader.as_list()}), not of this one ({geo.as_list()}); merge the states of all "
+                "workers and ranks with merge_state_dicts([...]) to resume with another layout"
+            )
+        if not resume:
+            self._consumed, self._rounds, self._final = [], 0, None
+        elif self._reader is None:  # a merged state: its reader's samples are in consumed
+            self._rounds, self._final = 0, None
+        self._reader, self._finished = geo, False
+        return self._rounds + (self._final is not None)
+
+    def _epoch(self, geo: Geometry) -> Iterator[Any]:
+        skip = self._start(geo)
+        if _worker_info() is not None:
+            self._clock.mark_worker_read()
         plan = Plan.make(
             self.dataset.shard_list,
             shuffle=self.shuffle,
@@ -196,90 +251,42 @@ class Loader(Generic[T]):
             seed=self.seed,
             epoch=self.epoch,
         )
-        if not self._resume:
-            self._progress, self._done = {}, set()
-        self._resume = False
         decoder = Decoder(self.dataset.sample_type)
-        pools = [p for p in plan.mine(consumer, consumers) if p not in self._done]
-        prefetcher = Prefetcher([url for p in pools for url in plan.pools[p]])
+        prefetcher = Prefetcher([url for pool in plan.pools for url in pool])
+        runs = (run for pool in range(len(plan.pools)) for run in pool_runs(plan, pool, 0, prefetcher))
+        pieces = remaining_pieces(runs, self._consumed)
+        shares = deal(pieces, geo, skip=skip, drop_last=self.drop_last, pad=self.even == "pad")
         try:
-            if self.batch_size is None:
-                yield from self._samples(plan, pools, decoder, prefetcher)
-            else:
-                yield from self._batches(plan, pools, decoder, self.batch_size, prefetcher)
+            for share in shares:
+                item = self._decoded(share.pieces, decoder)
+                self._rounds = share.index + (share.final is None)
+                self._final = share.final
+                if self.batch_size is None:
+                    yield item[0]
+                else:
+                    yield item
         finally:
             prefetcher.close()
         self._finished = True
+        self._clock.finish(geo.worker, self.epoch)
 
-    def _samples(self, plan: Plan, pools: list[int], decoder: Decoder, prefetcher: Prefetcher) -> Iterator[Any]:
-        progress = self._progress
-        decode, unpackb = decoder.decode, msgpack.unpackb
-        for pool in pools:
-            count = progress.get(pool, 0)
-            for run in pool_runs(plan, pool, count, prefetcher):
-                for i, view in enumerate(run.views):
-                    try:
-                        sample = decode(unpackb(view))
-                    except Exception:  # decode again, slowly, for an error naming sample and shard
-                        sample = decoder.checked(view, run.keys[i], run.url(i))
-                    count += 1
-                    progress[pool] = count
-                    yield sample
-            self._done.add(pool)
-            progress.pop(pool, None)
-
-    def _batches(
-        self, plan: Plan, pools: list[int], decoder: Decoder, size: int, prefetcher: Prefetcher
-    ) -> Iterator[SampleBatch[T]]:
-        progress, done = self._progress, self._done
-        keys: list[str] = []
-        views: list[Any] = []
-        sources: list[tuple[int, Run, int]] = []  # (batch offset, run, run offset), for error messages
-        counts: dict[int, int] = {}  # samples of each pool in the pending batch
-        finished: list[int] = []  # pools fully read whose last samples are pending
-
-        def emit(whole: RunBatches | None, run: Run | None) -> SampleBatch[T]:
-            if whole is not None and len(sources) == 1 and sources[0][1] is run:  # one slice of one checked run
-                start = sources[0][2]
-                batch = whole.batch(start, start + len(keys))
-            else:
-                batch = decoder.batch(views, keys, _url_finder(sources))
-            for pool, n in counts.items():
-                progress[pool] = progress.get(pool, 0) + n
-            for pool in finished:
-                done.add(pool)
-                progress.pop(pool, None)
-            counts.clear()
-            finished.clear()
-            return batch
-
-        whole: RunBatches | None = None
-        run: Run | None = None
-        for pool in pools:
-            for run in pool_runs(plan, pool, progress.get(pool, 0), prefetcher):
-                # A run of one byte layout is checked once; its batches are then cut from it.
-                whole = decoder.run(run.rows, run.keys) if run.rows is not None else None
-                pos, n = 0, len(run.keys)
-                while pos < n:
-                    take = min(size - len(keys), n - pos)
-                    one_slice = whole is not None and not keys and take == size  # emit cuts it from the run
-                    sources.append((len(keys), run, pos))
-                    keys += run.keys[pos : pos + take]
-                    if not one_slice:  # the views are decoded (or, mid-batch, may be)
-                        views += run.views[pos : pos + take]
-                    counts[pool] = counts.get(pool, 0) + take
-                    pos += take
-                    if len(keys) == size:
-                        batch = emit(whole, run)
-                        keys, views, sources = [], [], []
-                        yield batch
-            if counts:
-                finished.append(pool)
-            else:
-                done.add(pool)
-                progress.pop(pool, None)
-        if keys and not self.drop_last:
-            yield emit(whole, run)
+    def _decoded(self, pieces: list[Piece], decoder: Decoder) -> Any:
+        """One share: a list of one sample, or a batch."""
+        if self.batch_size is None:
+            run, i, _ = pieces[0]
+            try:
+                return [decoder.decode(msgpack.unpackb(run.views[i]))]
+            except Exception:  # decode again, slowly, for an error naming sample and shard
+                return [decoder.checked(run.views[i], run.keys[i], run.url(i))]
+        if len(pieces) == 1 and pieces[0][0].rows is not None:
+            run, a, b = pieces[0]
+            rows = typing.cast("Any", run.rows)
+            whole = decoder.run(rows[a:b], run.keys[a:b])
+            if whole is not None:
+                return whole.batch(0, b - a)
+        keys = [k for run, a, b in pieces for k in run.keys[a:b]]
+        views = [v for run, a, b in pieces for v in run.views[a:b]]
+        return decoder.batch(views, keys, _url_finder(pieces))
 
     # -- who reads what ---------------------------------------------------------------
 
@@ -291,20 +298,25 @@ class Loader(Generic[T]):
             return dist.get_rank(), dist.get_world_size()
         return 0, 1
 
-    def _consumer(self) -> tuple[int, int]:
+    def _geometry(self, worker: tuple[int, int] | None) -> Geometry:
         rank, world = self._rank()
-        data = sys.modules.get("torch.utils.data")
-        info = data.get_worker_info() if data is not None else None
-        if info is None:
-            return rank, world
-        return rank * info.num_workers + info.id, world * info.num_workers
+        if worker is None:
+            info = _worker_info()
+            worker = (info.id, info.num_workers) if info is not None else (0, 1)
+        return Geometry(world, rank, worker[1], worker[0], self.batch_size or 1)
 
 
-def _url_finder(sources: list[tuple[int, Run, int]]) -> Callable[[int], str]:
+def _worker_info() -> Any:
+    data = sys.modules.get("torch.utils.data")
+    return data.get_worker_info() if data is not None else None
+
+
+def _url_finder(pieces: list[Piece]) -> Callable[[int], str]:
     def url(i: int) -> str:
-        for offset, run, start in reversed(sources):
-            if i >= offset:
-                return run.url(start + i - offset)
+        for run, a, b in pieces:
+            if i < b - a:
+                return run.url(a + i)
+            i -= b - a
         raise IndexError(i)
 
     return url

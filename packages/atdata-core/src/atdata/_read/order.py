@@ -1,4 +1,4 @@
-"""Which samples an epoch visits, in what order, and which consumer reads which.
+"""Which samples an epoch visits, and in what order.
 
 An epoch's order is a function of ``(seed, epoch)`` only, never of how many processes
 read it, so every DataLoader worker and every node computes the same plan without
@@ -7,13 +7,11 @@ talking to the others:
 1. The shard list is taken as is (``ordered``) or permuted with a generator seeded by
    ``(seed, epoch)`` (``shuffled``).
 2. Consecutive shards of that list form *pools* (one shard per pool when ordered,
-   ``pool_shards`` when shuffled). A pool is the unit of everything else: pools are
-   dealt round-robin to the ``world_size * num_workers`` consumers, and a shuffled
-   pool's samples are mixed by a buffer shuffle seeded by ``(seed, epoch, pool)``.
+   ``pool_shards`` when shuffled), read in order; a shuffled pool's samples are mixed
+   by a buffer shuffle seeded by ``(seed, epoch, pool)``.
 
-So a pool yields the same sample sequence whichever consumer reads it, each consumer's
-stream is a subsequence of the single-process order, and together they cover every
-sample exactly once. Progress is counted per pool, which is what makes resuming exact.
+The pools' samples one after another are the epoch's *stream*, the same in every
+process; :mod:`atdata._read.deal` says which reader takes which of its samples.
 """
 
 from __future__ import annotations
@@ -99,10 +97,6 @@ class Plan:
         size = pool_shards if shuffle else 1
         pools = [order[i : i + size] for i in range(0, len(order), size)]
         return cls(pools, shuffle, buffer_size, seed, epoch)
-
-    def mine(self, consumer: int, consumers: int) -> range:
-        """Indices of the pools consumer ``consumer`` of ``consumers`` reads."""
-        return range(consumer, len(self.pools), consumers)
 
 
 def derive_seed(seed: int, epoch: int, what: int | str) -> int:
