@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))  # read_core (the sample types), _common
 PEERS = ["litdata", "mosaicml-streaming", "datasets"]
+TORCH = "torch==2.13.0"  # the CPU wheel pip's find-links offers (PyPI's Linux torch is the CUDA build)
 PER_SHARD = 5_000
 
 
@@ -40,8 +41,9 @@ def ensure_venv(venv: Path, peers: list[str] = PEERS) -> Path:
     if not (venv / ".ready").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "torch==2.13.0"], check=True)
-        subprocess.run([*pip, *peers], check=True)
+        subprocess.run([*pip, TORCH], check=True)
+        # Pinned again: a peer asking for a newer torch would pull PyPI's CUDA build.
+        subprocess.run([*pip, TORCH, *peers], check=True)
         subprocess.run([*pip, "-e", str(ROOT / "packages" / "atdata-core")], check=True)
         (venv / ".ready").write_text("ok\n")
     return python
