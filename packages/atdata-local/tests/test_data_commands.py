@@ -142,6 +142,31 @@ def test_insert_ls_show_schemas_gc_on_a_directory_hive(
     assert code == 1 and "belongs to the index with key_prefix=" in err
 
 
+def test_names_sharing_content_are_listed_and_removed_one_by_one(
+    workdir: tuple[Path, str], conn: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13 case 2 at the command line: a second name for the same content keeps the first."""
+    root, type_spec = workdir
+    hive = ["--hive-path", str(root / "hive")]
+    source = str(root / "src" / "src-{000000..000002}.tar")
+    cids = []
+    for name in ("train", "train-copy"):
+        code, result, err = run(capsys, "insert", source, "--name", name, "--type", type_spec, "--json", *conn, *hive)
+        assert code == 0, err
+        cids.append(result["cid"])
+    assert cids[0] == cids[1]
+    code, rows, _ = run(capsys, "ls", "--json", *conn)
+    assert [(r["name"], r["cid"]) for r in rows] == [("train", cids[0]), ("train-copy", cids[0])]
+    code, _, err = run(capsys, "rm", cids[0], *conn)
+    assert code == 1 and "'train', 'train-copy'" in err and "by name" in err  # nothing removed
+    code, removed, _ = run(capsys, "rm", "train-copy", "--json", *conn)
+    assert code == 0 and removed == {"removed": cids[0], "name": "train-copy"}
+    code, rows, _ = run(capsys, "ls", "--json", *conn)
+    assert [(r["name"], r["missing_shards"]) for r in rows] == [("train", 0)]
+    code, report, _ = run(capsys, "gc", "--grace", "0", "--json", *conn, *hive)
+    assert code == 0 and report["removed"] == []  # the shards still belong to "train"
+
+
 def test_insert_into_s3_with_a_credentials_file(
     workdir: tuple[Path, str], conn: list[str], s3_server: S3Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
