@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 from atdata.errors import IndexServerError
 from atdata.index_redis import LocalIndex
@@ -75,6 +76,19 @@ def test_a_flushed_script_cache_is_reloaded(redis_server: RedisServer, index: Lo
     redis.Redis(host=redis_server.host, port=redis_server.port).script_flush()  # NOSCRIPT on the next EVALSHA
     assert index.add_entry(FakeDataset("b.tar"), name="b", schema_ref=REF).name == "b"
     assert index.get_entry_by_name("a").data_urls == ["a.tar"]
+
+
+def test_a_flushed_script_cache_is_reloaded_on_a_cluster(redis_cluster_server: RedisServer) -> None:
+    node = ClusterNode(redis_cluster_server.host, redis_cluster_server.port)
+    index = LocalIndex(redis=RedisCluster(startup_nodes=[node]), key_prefix=f"err-{uuid.uuid4().hex[:10]}:")
+    try:
+        index.add_entry(FakeDataset("a.tar"), name="a", schema_ref=REF)
+        redis.Redis(host=redis_cluster_server.host, port=redis_cluster_server.port).script_flush()
+        assert index.add_entry(FakeDataset("b.tar"), name="b", schema_ref=REF).name == "b"
+        assert sorted(e.name for e in index.all_entries) == ["a", "b"]
+    finally:
+        for key in raw_keys(index):
+            index.redis.delete(key)
 
 
 def test_the_index_id_is_one_per_index(redis_server: RedisServer, index: LocalIndex) -> None:
