@@ -10,6 +10,8 @@ Session fixtures start real servers on free 127.0.0.1 ports, once per run:
 - ``s3_server``: ``rclone serve s3`` over a temporary directory, enforcing SigV4
   credentials (``.endpoint_url``, ``.access_key``, ``.secret_key``, ``.credentials``).
 - ``moto_s3_server``: ``moto.server``, in memory, any credentials accepted.
+- ``ray_cluster``: a one-node Ray cluster on 127.0.0.1 (2 CPUs, dashboard and metrics
+  off, token auth on; ``atdata.ray.cluster``), this process connected as its driver.
 - ``pds_server``: the reference ATProto PDS (``@atproto/pds``, npm) with an in-memory
   did:plc directory (``.url``), installed by ``tools/pds/install`` (``tools/test`` runs
   it); ``pds_account`` makes a fresh account on it for each test (``.did``,
@@ -26,14 +28,25 @@ Hypothesis profiles: ``ci`` (the default, quick) and ``thorough``
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+
+# Ray reads these when it is imported (atdata.ray.cluster.DRIVER_ENV): every address on
+# 127.0.0.1, no `uv run` runtime env, token auth with this run's random token. Set
+# before any test module imports ray.
+os.environ.update(
+    {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_AUTH_MODE": "token"}
+)
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from atdata.atmosphere.testing import PdsAccount, PdsServer, create_account, start_pds
+from atdata.errors import LocalServerError
 from atdata.local._process import http_ready, spawn
 from atdata.local.servers import RedisServer, S3Server, start_redis, start_s3
 
@@ -141,3 +154,25 @@ def pds_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PdsServer]:
 def pds_account(pds_server: PdsServer) -> PdsAccount:
     """A new account (its own repository) on the shared PDS: tests never see each other's records."""
     return create_account(pds_server.url)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A real local Ray cluster (started once per run: Ray's startup cost), connected with ``ray.init``."""
+    import ray
+
+    from atdata.ray.cluster import start_local_cluster
+
+    cluster = start_local_cluster(num_cpus=2)
+    try:
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+    except Exception as exc:
+        tail = cluster.log_tail()
+        cluster.stop()
+        raise LocalServerError(f"cannot connect to the local Ray cluster at {cluster.address}: {exc}\n{tail}") from exc
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    yield cluster
+    ray.shutdown()
+    cluster.stop()

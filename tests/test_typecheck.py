@@ -20,6 +20,7 @@ SRC_TREES = [
     "packages/atdata-store-s3/src",
     "packages/atdata-local/src",
     "packages/atdata-atmosphere/src",
+    "packages/atdata-ray/src",
 ]
 
 

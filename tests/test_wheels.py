@@ -1,10 +1,10 @@
-"""Packaging: the five distributions as wheels and as editable installs, in fresh venvs.
+"""Packaging: the six distributions as wheels and as editable installs, in fresh venvs.
 
-``atdata`` is one import package spread over five distributions (STYLE.md, "One import
-package over five distributions"). This proves the layout in the install modes users
+``atdata`` is one import package spread over six distributions (STYLE.md, "One import
+package over six distributions"). This proves the layout in the install modes users
 meet: each add-on wheel ships only ``atdata/<sub>/``, core alone imports without redis
 or boto3, the add-on wheels extend it, uninstalling an add-on leaves core intact, and
-editable installs of all five work too.
+editable installs of all six work too.
 
 Wheels are built with hatchling from the working tree (no build isolation, so no
 download). Venvs get their third-party dependencies through ``uv pip`` pinned to
@@ -32,6 +32,7 @@ ADDONS = {
     "atdata-store-s3": ("store_s3",),
     "atdata-local": ("local",),
     "atdata-atmosphere": ("atmosphere", "promote"),
+    "atdata-ray": ("ray",),
 }
 DISTRIBUTIONS = ["atdata-core", *ADDONS]
 
@@ -118,6 +119,7 @@ def test_wheels_in_a_fresh_venv(wheels: dict[str, Path], constraints: Path, tmp_
         "assert callable(atdata.packable) and atdata.Dataset\n"
         "assert u.find_spec('redis') is None, 'core pulled in redis'\n"
         "assert u.find_spec('boto3') is None, 'core pulled in boto3'\n"
+        "assert u.find_spec('ray') is None, 'core pulled in ray'\n"
         "assert u.find_spec('atdata.local') is None\n",
     )
 
@@ -126,7 +128,7 @@ def test_wheels_in_a_fresh_venv(wheels: dict[str, Path], constraints: Path, tmp_
     assert site.startswith(str(tmp_path)), site  # the wheel, not the workspace sources
     _python(
         python,
-        "import atdata, atdata.local, atdata.index_redis, atdata.store_s3, atdata.atmosphere, atdata.promote\n"
+        "import atdata, atdata.local, atdata.index_redis, atdata.store_s3, atdata.atmosphere, atdata.promote, atdata.ray\n"
         "from atdata.local import servers\n"
         "assert callable(atdata.packable)\n"
         f"assert str(servers.valkey_server_path()).startswith({str(tmp_path)!r})\n"
@@ -146,7 +148,7 @@ def test_wheels_in_a_fresh_venv(wheels: dict[str, Path], constraints: Path, tmp_
 
 
 def test_editable_installs_in_a_fresh_venv(constraints: Path, tmp_path: Path) -> None:
-    """``pip install -e`` of the five (pip drives hatchling's editable build, as users do)."""
+    """``pip install -e`` of the six (pip drives hatchling's editable build, as users do)."""
     venv = tmp_path / "venv"
     _run(_uv(), "venv", "--quiet", "--seed", "--python", sys.executable, venv)
     python = venv / "bin" / "python"
@@ -157,7 +159,7 @@ def test_editable_installs_in_a_fresh_venv(constraints: Path, tmp_path: Path) ->
     _run(python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", *editables)
     out = _python(
         python,
-        "import atdata, atdata.local, atdata.index_redis, atdata.store_s3, atdata.atmosphere, atdata.promote\n"
+        "import atdata, atdata.local, atdata.index_redis, atdata.store_s3, atdata.atmosphere, atdata.promote, atdata.ray\n"
         "assert callable(atdata.packable)\n"
         "print(atdata.__file__); print(atdata.local.__file__)\n",
     )

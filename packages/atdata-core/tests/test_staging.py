@@ -136,3 +136,35 @@ def test_another_process_stages_shards_of_the_same_insert(tmp_path: Path) -> Non
 def test_a_url_is_not_a_prefix(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="not a URL"):
         StagedInsert(DiskDataStore(tmp_path), "s3://bucket/p")
+
+
+def test_writers_in_other_processes_stage_shards_the_committer_adopts(tmp_path: Path) -> None:
+    store = DiskDataStore(tmp_path / "hive")
+    driver = StagedInsert(store, "p", insert_id=ID)
+    worker = pickle.loads(pickle.dumps(driver))  # what a worker process gets: no staged keys
+    first = worker.write_shards(make_raw_samples(3), first_index=2)
+    again = worker.write_shards(make_raw_samples(4), first_index=2)  # a retried task: same key
+    assert [s.shard_index for s in again] == [2] and again[0].key == first[0].key == driver.keys.shard(2)
+    assert again[0].num_samples == 4 and keys_in(store) == [driver.keys.shard(2)]  # replaced, not added
+    assert worker.write_shards([], first_index=5) == []  # no samples: no shard
+    zero = worker.write_shards(make_raw_samples(2), first_index=0)
+    assert driver.keys.urls([*zero, *again]) == [str(zero[0]), str(again[0])]  # a gap: one URL each
+    driver.adopt([*zero, *again])
+    assert sorted(driver.staged) == keys_in(store)
+    with pytest.raises(InvalidArgument, match="another insert"):
+        driver.adopt(StagedInsert(store, "p").write_shards(make_raw_samples(1)))
+    with pytest.raises(InvalidArgument, match="first_index"):
+        worker.write_shards(make_raw_samples(1), first_index=-1)
+    driver.abort()
+    assert len(keys_in(store)) == 1  # only the other insert's shard is left
+
+
+def test_discard_deletes_what_any_process_staged_and_nothing_else(tmp_path: Path) -> None:
+    store = DiskDataStore(tmp_path / "hive")
+    driver = StagedInsert(store, "p", insert_id=ID)
+    for index in (0, 3):
+        pickle.loads(pickle.dumps(driver)).write_shards(make_raw_samples(2), first_index=index)
+    other = StagedInsert(store, "p").write_shards(make_raw_samples(1))
+    store.write_bytes("p/notes.txt", b"not an insert's")
+    assert sorted(driver.discard()) == [driver.keys.shard(0), driver.keys.shard(3)]
+    assert keys_in(store) == sorted([other[0].key, "p/notes.txt"])

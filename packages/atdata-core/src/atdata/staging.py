@@ -19,7 +19,9 @@ The failure rule of an insert (DESIGN.md) lives here, once:
 transaction; :class:`WrittenShard` is what staging a shard returns. A ``StagedInsert``
 pickles as its store, prefix and insert id, so other processes can stage shards of the
 same insert (each shard named by the insert id and its index, so writing an index again
-replaces that shard) while one process commits or aborts.
+replaces that shard) while one process commits or aborts: it adopts the shards the
+others return (:meth:`~StagedInsert.adopt`), or discards the whole insert, found by
+listing, when their results are lost (:meth:`~StagedInsert.discard`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,14 @@ class InsertKeys:
         """The insert id in ``name`` (a key relative to the prefix), or None if no insert wrote it."""
         match = _STAGED_NAME.fullmatch(name)
         return None if match is None else match["id"] or match["cid"]
+
+    def urls(self, shards: Sequence[WrittenShard]) -> list[str]:
+        """The entry's URL list for ``shards`` (in order): one brace URL for shards
+        0..n-1 of this insert, else each shard's own URL (shards written by many
+        processes may skip an index: a task that had no samples writes no shard)."""
+        if [shard.shard_index for shard in shards] == list(range(len(shards))):
+            return [self.brace_url(shards)]
+        return [str(shard) for shard in shards]
 
     def brace_url(self, shards: Sequence[WrittenShard]) -> str:
         """One URL for ``shards`` 0..n-1 of this insert: ``.../data--{id}--{000000..00000N}.tar``.
@@ -208,8 +218,15 @@ class StagedInsert:
         maxsize: int | None = None,
         cache_local: bool = False,
         progress: bool | Callable[[int, int], None] | None = None,
+        first_index: int = 0,
     ) -> list[WrittenShard]:
-        """Stage ``samples`` as shards ``0, 1, ...`` of this insert (see ``AbstractDataStore.write_shards``).
+        """Stage ``samples`` as shards ``first_index, first_index + 1, ...`` of this insert
+        (see ``AbstractDataStore.write_shards``).
+
+        Processes that write parts of one insert each pass their own ``first_index``
+        (a Ray write task passes its task index and no limits: one shard per task).
+        Writing an index again replaces that shard, so a retried task's shard replaces
+        its first attempt instead of adding to it.
 
         Raises
         ------
@@ -220,11 +237,13 @@ class StagedInsert:
             Bad limits or a bad sample (cleaned up too).
         """
         check_limits(maxcount, maxsize)
+        if not isinstance(first_index, int) or isinstance(first_index, bool) or first_index < 0:
+            raise InvalidArgument(f"first_index={first_index!r} is invalid: pass a shard index >= 0")
         uploads = ShardUploads(self.store, cache_local=cache_local, progress=progress)
         keys: list[str] = []
 
         def open_sink(index: int) -> Any:
-            keys.append(self.keys.shard(index))
+            keys.append(self.keys.shard(first_index + index))
             self._staged.append(keys[-1])
             return uploads.open(keys[-1])
 
@@ -252,13 +271,50 @@ class StagedInsert:
                 self.store.url_for(keys[shard.index]),
                 key=keys[shard.index],
                 insert_id=self.insert_id,
-                shard_index=shard.index,
+                shard_index=first_index + shard.index,
                 sha256=shard.sha256,
                 size=shard.size,
                 num_samples=shard.count,
             )
             for shard in writer.shards
         ]
+
+    def adopt(self, shards: Iterable[WrittenShard]) -> None:
+        """Take charge of shards other processes staged for this insert, so that this
+        object's :meth:`commit` or :meth:`abort` covers them as if it had written them.
+
+        Raises
+        ------
+        InvalidArgument
+            A shard of another insert.
+        """
+        shards = list(shards)
+        strays = [str(shard) for shard in shards if getattr(shard, "insert_id", None) != self.insert_id]
+        if strays:
+            raise InvalidArgument(
+                f"cannot adopt shards of another insert into {self.insert_id}: {strays[:3]} "
+                "(pass the WrittenShard objects this insert's writers returned)"
+            )
+        known = set(self._staged)
+        self._staged.extend(shard.key for shard in shards if shard.key not in known)
+
+    def discard(self) -> list[str]:
+        """Delete every object of this insert under the prefix, whichever process staged it.
+
+        What ends an insert whose writers' results are lost (a failed distributed
+        write): the objects are found by the insert id in their names. A writer still
+        running afterwards can leave a shard behind; ``gc`` collects it after its grace
+        period. Returns the deleted keys.
+        """
+        start = len(self.prefix) + 1 if self.prefix else 0
+        keys = [
+            info.key
+            for info in self.store.list_objects(f"{self.prefix}/" if self.prefix else "")
+            if InsertKeys.insert_id_of(info.key[start:]) == self.insert_id
+        ]
+        self.store.delete(sorted(set(keys) | set(self._staged)))
+        self._end()
+        return keys
 
     def write_bytes(self, key: str, data: bytes) -> str:
         """Stage ``data`` under ``key`` (one of :attr:`keys`' names); returns its URL."""

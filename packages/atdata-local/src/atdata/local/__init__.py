@@ -14,6 +14,6 @@ from atdata.index_redis import LocalDatasetEntry, LocalIndex
 from atdata.store_s3 import S3DataStore
 
 from ._version import __version__
-from .repo import GcReport, Repo
+from .repo import GcReport, PendingInsert, Repo
 
-__all__ = ["GcReport", "LocalDatasetEntry", "LocalIndex", "Repo", "S3DataStore", "__version__"]
+__all__ = ["GcReport", "LocalDatasetEntry", "LocalIndex", "PendingInsert", "Repo", "S3DataStore", "__version__"]

@@ -20,7 +20,7 @@ from atdata.errors import InvalidArgument, SchemaConflict, SchemaNotFound
 from atdata.protocols import AbstractIndex, DatasetLike
 from atdata.sample import DictSample, PackableSample
 
-__all__ = ["check_insert_args", "dataset_metadata", "resolve_schema", "source_samples"]
+__all__ = ["check_insert_args", "dataset_metadata", "resolve_schema", "resolve_type_schema", "source_samples"]
 
 
 def check_insert_args(name: Any, metadata: Any, cache_local: Any) -> None:
@@ -71,15 +71,21 @@ def dataset_metadata(dataset: DatasetLike) -> bytes | None:
 
 def resolve_schema(index: AbstractIndex, dataset: DatasetLike, schema_ref: str | None) -> tuple[type, str]:
     """The stored dataset's sample type and the (published) schema ref of the insert."""
-    sample_type: Any = getattr(dataset, "sample_type", None)
+    return resolve_type_schema(index, getattr(dataset, "sample_type", None), schema_ref, dataset)
+
+
+def resolve_type_schema(
+    index: AbstractIndex, sample_type: Any, schema_ref: str | None, source: Any
+) -> tuple[type, str]:
+    """The sample type and (published) schema ref of an insert of ``source``'s samples."""
     packable = (
         isinstance(sample_type, type) and issubclass(sample_type, PackableSample) and sample_type is not DictSample
     )
     if schema_ref is None:
         if not packable:
             raise InvalidArgument(
-                f"cannot tell the schema of {repr(dataset)[:200]}: use atdata.Dataset[YourSampleClass](...) "
-                "or pass schema_ref= of a published schema"
+                f"cannot tell the schema of {repr(source)[:200]}: use atdata.Dataset[YourSampleClass](...) "
+                "(or sample_type=YourSampleClass) or pass schema_ref= of a published schema"
             )
         return sample_type, index.publish_schema(sample_type, version=None)
     ref = _schema.parse_schema_ref(schema_ref)

@@ -16,6 +16,12 @@ leaves at worst objects that no entry references, never an entry without its dat
 for a grace period. The content digest (schema ref, shard checksums, metadata) makes
 inserting identical content again reuse the stored shards, so it gets the same CID.
 
+An insert whose shards many processes write (a Ray Data job: ``atdata.ray``) takes the
+same path in three calls: :meth:`Repo.stage_insert` (step 1; returns a picklable
+``PendingInsert``), ``PendingInsert.write_shard`` in each worker (step 2, shard index =
+the worker's block index), :meth:`Repo.commit_insert` (steps 4-5, shards in index
+order) or ``PendingInsert.abort`` (every object of the insert, found by its id).
+
 ``Repo`` depends on the contracts only (``AbstractIndex``, ``AbstractDataStore``): the
 spec's constructor builds a ``LocalIndex`` and the store ``hive_path`` names;
 :meth:`Repo.from_parts` takes any index and store.
@@ -26,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -42,10 +48,11 @@ from . import _gc, _owner
 from ._content import Content
 from ._gc import GcReport
 from ._hive import Hive, parse_hive_path
-from ._insert_args import check_insert_args, dataset_metadata, resolve_schema, source_samples
+from ._insert_args import check_insert_args, dataset_metadata, resolve_schema, resolve_type_schema, source_samples
+from ._pending import PendingInsert
 from ._progress import InsertProgress
 
-__all__ = ["DEFAULT_GRACE", "DEFAULT_MAXCOUNT", "DEFAULT_MAXSIZE", "GcReport", "Repo"]
+__all__ = ["DEFAULT_GRACE", "DEFAULT_MAXCOUNT", "DEFAULT_MAXSIZE", "GcReport", "PendingInsert", "Repo"]
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +223,57 @@ class Repo:
             content = Content(schema_ref, shards, meta_bytes)
             return self._publish(staged, content, sample_type, name=name, metadata=metadata)
 
+    def stage_insert(
+        self,
+        sample_type: type | None = None,
+        *,
+        name: str,
+        schema_ref: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> PendingInsert:
+        """Begin an insert whose shards other processes write: see :mod:`atdata.local._pending`.
+
+        Publishes the schema and claims the hive, as :meth:`insert` does before its
+        first shard; returns a picklable :class:`PendingInsert`. End it with
+        :meth:`commit_insert` or :meth:`PendingInsert.abort`.
+
+        Raises
+        ------
+        InvalidArgument, SchemaConflict, SchemaNotFound
+            As :meth:`insert`; nothing is written.
+        """
+        check_insert_args(name, metadata, False)
+        sample_type, ref = resolve_type_schema(self.index, sample_type, schema_ref, sample_type)
+        _owner.claim(self._hive, self.index)
+        return PendingInsert(StagedInsert(self.store, self.prefix), sample_type, ref, name, metadata)
+
+    def commit_insert(
+        self, pending: PendingInsert, shards: Iterable[WrittenShard]
+    ) -> tuple[IndexEntry, atdata.Dataset[Any]]:
+        """Index the shards of ``pending`` as one entry, in shard-index order: one atomic write.
+
+        Each index counts once (a retried writer's shard replaced its first attempt
+        under the same key). On any failure every object of the insert is deleted.
+
+        Raises
+        ------
+        InvalidArgument
+            No shards (no samples), or shards of another insert; the insert is aborted.
+        StoreError, IndexConnectionError
+            As :meth:`insert`.
+        """
+        ordered = sorted({shard.shard_index: shard for shard in shards}.values(), key=lambda s: s.shard_index)
+        try:
+            if not ordered:
+                raise InvalidArgument(f"nothing to insert as {pending.name!r}: the writers wrote no samples")
+            pending.staged.adopt(ordered)
+        except BaseException:
+            pending.abort()
+            raise
+        with pending.staged as staged:
+            content = Content(pending.schema_ref, ordered, None)
+            return self._publish(staged, content, pending.sample_type, name=pending.name, metadata=pending.metadata)
+
     def _publish(
         self, staged: StagedInsert, content: Content, sample_type: type, *, name: str, metadata: dict[str, Any] | None
     ) -> tuple[IndexEntry, atdata.Dataset[Any]]:
@@ -230,7 +288,7 @@ class Repo:
             staged.abort()
             urls, metadata_url = existing["data_urls"], existing.get("metadata_url")
         else:
-            urls = [staged.keys.brace_url(content.shards)]
+            urls = staged.keys.urls(content.shards)
             staged.write_bytes(staged.keys.content(content.digest), content.record(urls, metadata_url))
         stored: atdata.Dataset[Any] = atdata.Dataset(
             urls[0] if len(urls) == 1 else urls, metadata_url, sample_type=sample_type

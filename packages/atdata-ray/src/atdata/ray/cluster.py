@@ -19,9 +19,8 @@ reasons found on a loaded 2-core machine (Ray 2.60):
   loopback address, as Ray does on macOS and Windows. Ray reads it when it is imported,
   so the driver must have it (:data:`DRIVER_ENV`) in its environment before ``import ray``.
 
-Token authentication stays on: a random token (``RAY_AUTH_MODE=token``,
-``RAY_AUTH_TOKEN``) is shared with the node and set in this process's environment for
-:func:`ray.init` (and the workers, which inherit the node's).
+Token authentication stays on: the driver's ``RAY_AUTH_TOKEN`` (random, made here if
+Ray is not imported yet) is given to the node, whose workers inherit it.
 """
 
 from __future__ import annotations
@@ -44,10 +43,12 @@ from atdata.local._process import LOCALHOST, free_port
 
 __all__ = ["DRIVER_ENV", "LocalRayCluster", "start_local_cluster"]
 
-#: What a driver's environment needs before ``import ray`` (Ray reads both at import):
-#: every address on 127.0.0.1, and no ``uv run`` runtime env (under ``uv run`` Ray would
-#: otherwise zip the working directory and start every worker through ``uv run``).
-DRIVER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+#: What a driver's environment needs before ``import ray`` (Ray reads these at import):
+#: every address on 127.0.0.1, no ``uv run`` runtime env (under ``uv run`` Ray would
+#: otherwise zip the working directory and start every worker through ``uv run``), and
+#: token authentication (plus a ``RAY_AUTH_TOKEN``, which :func:`start_local_cluster`
+#: makes when Ray is not imported yet).
+DRIVER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_AUTH_MODE": "token"}
 
 _STARTED = "Ray runtime started"
 _PORTS = ("port", "node-manager-port", "object-manager-port", "runtime-env-agent-port")
@@ -111,8 +112,7 @@ def start_local_cluster(num_cpus: int = 2, timeout: float = 240.0) -> LocalRayCl
     node_id = secrets.token_hex(28)
     env = {
         **DRIVER_ENV,
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32),
+        "RAY_AUTH_TOKEN": os.environ["RAY_AUTH_TOKEN"],
         "RAY_OVERRIDE_NODE_ID_FOR_TESTING": node_id,
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_agent_register_timeout_ms": os.environ.get("RAY_agent_register_timeout_ms", "180000"),
@@ -139,19 +139,24 @@ def start_local_cluster(num_cpus: int = 2, timeout: float = 240.0) -> LocalRayCl
         tail = cluster.log_tail()
         cluster.stop()
         raise LocalServerError(f"the local Ray cluster did not start:\n{tail}") from None
-    os.environ.update({key: env[key] for key in (*DRIVER_ENV, "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")})
     return cluster
 
 
 def _check_driver_env() -> None:
-    """Set :data:`DRIVER_ENV` if Ray is not imported yet, else check that Ray saw it."""
+    """Set :data:`DRIVER_ENV` and a token if Ray is not imported yet, else check that Ray saw them."""
     if "ray" not in sys.modules:
         os.environ.update(DRIVER_ENV)
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
         return
     from ray._private import ray_constants
 
-    if ray_constants.ENABLE_RAY_CLUSTER or ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV:
-        settings = " ".join(f"{key}={value}" for key, value in DRIVER_ENV.items())
+    if (
+        ray_constants.ENABLE_RAY_CLUSTER
+        or ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV
+        or os.environ.get("RAY_AUTH_MODE") != "token"
+        or not os.environ.get("RAY_AUTH_TOKEN")
+    ):
+        settings = " ".join(f"{key}={value}" for key, value in DRIVER_ENV.items()) + " RAY_AUTH_TOKEN=<random>"
         raise LocalServerError(
             f"ray was imported before its environment was set: set {settings} before importing ray "
             "(without them Ray replaces 127.0.0.1 with this machine's outward address)"
