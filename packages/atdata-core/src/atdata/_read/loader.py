@@ -99,6 +99,7 @@ class Loader(Generic[T]):
         self._rounds = 0  # rounds the reader has yielded
         self._final: Span | None = None  # the slot of an incomplete last round, once yielded
         self._resume = False
+        self._whole: tuple[Any, Any] | None = None  # the last run checked whole, and its batches
         # This reader's share of ``epoch`` is read; the next iteration starts the next one.
         # (A state taken at the end still names the epoch, which merging states needs.)
         self._finished = False
@@ -206,7 +207,7 @@ class Loader(Generic[T]):
         self._resume = True
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
+        state = {**self.__dict__, "_whole": None}  # a run's buffers stay here
         if state["world_size"] is None:  # a spawned worker has no process group: take the rank along
             state["rank"], state["world_size"] = self._rank()
         return state
@@ -255,38 +256,64 @@ class Loader(Generic[T]):
         prefetcher = Prefetcher([url for pool in plan.pools for url in pool])
         runs = (run for pool in range(len(plan.pools)) for run in pool_runs(plan, pool, 0, prefetcher))
         pieces = remaining_pieces(runs, self._consumed)
-        shares = deal(pieces, geo, skip=skip, drop_last=self.drop_last, pad=self.even == "pad")
         try:
-            for share in shares:
-                item = self._decoded(share.pieces, decoder)
-                self._rounds = share.index + (share.final is None)
-                self._final = share.final
-                if self.batch_size is None:
-                    yield item[0]
-                else:
-                    yield item
+            if self.batch_size is None and geo.world == geo.workers == 1:  # every sample is this reader's
+                yield from self._every_sample(pieces, skip, decoder)
+            else:
+                for share in deal(pieces, geo, skip=skip, drop_last=self.drop_last, pad=self.even == "pad"):
+                    item = self._decoded(share.pieces, decoder)
+                    self._rounds = share.index + (share.final is None)
+                    self._final = share.final
+                    yield item[0] if self.batch_size is None else item
         finally:
             prefetcher.close()
+            self._whole = None
         self._finished = True
         self._clock.finish(geo.worker, self.epoch)
+
+    def _every_sample(self, pieces: Iterator[Piece], skip: int, decoder: Decoder) -> Iterator[Any]:
+        """Single samples when one reader takes them all: what :func:`deal` would give,
+        without a share per sample (a round is one sample)."""
+        decode, unpackb, done = decoder.decode, msgpack.unpackb, 0
+        for run, start, end in pieces:
+            if done + end - start <= skip:
+                done += end - start
+                continue
+            if done < skip:
+                start, done = start + skip - done, skip
+            views = run.views
+            for i in range(start, end):
+                try:
+                    sample = decode(unpackb(views[i]))
+                except Exception:
+                    sample = self._sample((run, i, i + 1), decoder)
+                done += 1
+                self._rounds = done
+                yield sample
 
     def _decoded(self, pieces: list[Piece], decoder: Decoder) -> Any:
         """One share: a list of one sample, or a batch."""
         if self.batch_size is None:
-            run, i, _ = pieces[0]
-            try:
-                return [decoder.decode(msgpack.unpackb(run.views[i]))]
-            except Exception:  # decode again, slowly, for an error naming sample and shard
-                return [decoder.checked(run.views[i], run.keys[i], run.url(i))]
+            return [self._sample(pieces[0], decoder)]
         if len(pieces) == 1 and pieces[0][0].rows is not None:
             run, a, b = pieces[0]
-            rows = typing.cast("Any", run.rows)
-            whole = decoder.run(rows[a:b], run.keys[a:b])
+            if self._whole is None or self._whole[0] is not run:  # a run is checked once, then cut
+                self._whole = (run, decoder.run(typing.cast("Any", run.rows), run.keys))
+            whole = self._whole[1]
             if whole is not None:
-                return whole.batch(0, b - a)
+                return whole.batch(a, b)
+        self._whole = None
         keys = [k for run, a, b in pieces for k in run.keys[a:b]]
         views = [v for run, a, b in pieces for v in run.views[a:b]]
         return decoder.batch(views, keys, _url_finder(pieces))
+
+    @staticmethod
+    def _sample(piece: Piece, decoder: Decoder) -> Any:
+        run, i, _ = piece
+        try:
+            return decoder.decode(msgpack.unpackb(run.views[i]))
+        except Exception:  # decode again, slowly, for an error naming sample and shard
+            return decoder.checked(run.views[i], run.keys[i], run.url(i))
 
     # -- who reads what ---------------------------------------------------------------
 
