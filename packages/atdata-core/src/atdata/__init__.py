@@ -23,7 +23,7 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 import logging
 
-from . import cid, errors, npy, schema
+from . import cid, errors, names, npy, schema
 from ._version import __version__
 from .batch import SampleBatch
 from .dataset import Dataset, Loader, merge_state_dicts
@@ -75,6 +75,7 @@ __all__ = [
     "fields_of",
     "local_path",
     "merge_state_dicts",
+    "names",
     "new_key",
     "npy",
     "open_url",

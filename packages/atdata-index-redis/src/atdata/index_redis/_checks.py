@@ -13,6 +13,7 @@ from typing import Any
 
 from atdata.cid import parse_cid
 from atdata.errors import InvalidArgument, InvalidSchemaRef
+from atdata.names import check_entry_name
 from atdata.protocols import DatasetLike
 
 __all__ = [
@@ -43,8 +44,7 @@ _REF_FORMS = (
 
 
 def check_name(name: Any) -> None:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidArgument(f"an entry name must be a non-empty string, got {name!r}")
+    check_entry_name(name)
 
 
 def check_cid_or_name(value: Any) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from atdata.disk_store import DiskDataStore
 from atdata.errors import InvalidArgument
+from atdata.names import check_hive_path_chars
 from atdata.openers import local_path
 from atdata.protocols import AbstractDataStore
 from atdata.store_s3 import S3DataStore
@@ -57,7 +58,9 @@ def parse_hive_path(
     ------
     InvalidArgument
         An empty or non-string ``hive_path``, an unknown URL scheme, a missing bucket,
-        or ``s3_credentials`` given together with a local directory.
+        characters that would change the meaning of its shard URLs (braces, ``?``, ``#``,
+        glob patterns, control characters), or ``s3_credentials`` given together with a
+        local directory.
     CredentialsError
         Bad ``s3_credentials`` (from ``S3DataStore``).
     """
@@ -70,6 +73,7 @@ def parse_hive_path(
             f"hive_path={hive_path!r} is invalid: pass 'bucket/prefix' for S3, or a directory "
             "such as './hive', '/data/hive' or 'file:///data/hive'"
         )
+    check_hive_path_chars(hive_path)
     if is_local_path(hive_path):
         if s3_credentials is not None:
             raise InvalidArgument(

@@ -17,6 +17,7 @@ from typing import Any
 import atdata
 from atdata import schema as _schema
 from atdata.errors import InvalidArgument, SchemaConflict, SchemaNotFound
+from atdata.names import check_entry_name
 from atdata.protocols import AbstractIndex, DatasetLike
 from atdata.sample import DictSample, PackableSample
 
@@ -25,8 +26,7 @@ __all__ = ["check_insert_args", "dataset_metadata", "resolve_schema", "resolve_t
 
 def check_insert_args(name: Any, metadata: Any, cache_local: Any) -> None:
     """Validate what the index would refuse, before anything is uploaded."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidArgument(f"name={name!r} is invalid: pass a non-empty string such as 'training-v1'")
+    check_entry_name(name)
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise InvalidArgument(f"metadata must be a dict or None, got {type(metadata).__name__}")

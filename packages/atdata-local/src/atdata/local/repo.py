@@ -40,6 +40,7 @@ import atdata
 from atdata.cid import entry_cid
 from atdata.errors import EntryNotFound, InvalidArgument
 from atdata.index_redis import LocalIndex
+from atdata.names import check_hive_path_chars
 from atdata.protocols import AbstractDataStore, AbstractIndex, DatasetLike, IndexEntry
 from atdata.staging import InsertKeys, StagedInsert, WrittenShard
 from atdata.writing import check_limits
@@ -129,7 +130,7 @@ class Repo:
         ------
         InvalidArgument
             ``index`` or ``store`` does not implement the contract, or ``prefix`` is not
-            a key prefix (a URL, say). Nothing is written.
+            a key prefix (a URL, say, or one holding braces, ``?`` or ``#``). Nothing is written.
         """
         if not isinstance(index, AbstractIndex):
             raise InvalidArgument(f"index={index!r:.200} is not an atdata.AbstractIndex (e.g. a LocalIndex)")
@@ -137,6 +138,8 @@ class Repo:
             raise InvalidArgument(
                 f"store={store!r:.200} is not an atdata.AbstractDataStore (e.g. an S3DataStore or DiskDataStore)"
             )
+        if isinstance(prefix, str):
+            check_hive_path_chars(prefix, "prefix")
         repo = cls.__new__(cls)
         repo._hive = Hive(store, StagedInsert(store, prefix).prefix)  # the staging rules check the prefix
         repo.index = index
