@@ -30,6 +30,7 @@ from atdata.cid import generate_cid
 from atdata.index_redis import LocalIndex
 from atdata.local import Repo
 from atdata.testing.index import FakeDataset
+from atdata.testing.strategies import ENTRY_NAMES
 from tests.properties._strategies import real_server_settings, semvers
 
 pytestmark = pytest.mark.real
@@ -53,7 +54,7 @@ def _content(schema_ref: str, urls: list[str]) -> dict[str, Any]:
     module=st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
     version=semvers,
     urls=URLS,
-    names=st.lists(st.text(min_size=1, max_size=12).filter(str.strip), min_size=2, max_size=2, unique=True),
+    names=st.lists(ENTRY_NAMES, min_size=2, max_size=2, unique=True),
     metadata=st.lists(METADATA, min_size=2, max_size=2),
     changed_url=st.text(min_size=1, max_size=10),
     index_of_change=st.integers(0, 3),

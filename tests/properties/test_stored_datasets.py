@@ -20,12 +20,13 @@ from hypothesis import strategies as st
 
 import atdata
 from atdata.local import Repo
+from atdata.testing.strategies import ENTRY_NAMES
 from atdata.urls import expand_urls
 from tests.properties._strategies import assert_same_values, real_server_settings, sample_types, values_of
 
 pytestmark = pytest.mark.real
 
-NAMES = st.text(min_size=1, max_size=20).filter(str.strip)
+NAMES = ENTRY_NAMES
 
 
 @real_server_settings(100, share=0.7)  # two inserts per example

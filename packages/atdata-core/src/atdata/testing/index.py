@@ -37,6 +37,7 @@ from ._index_model import IndexMachine
 from ._index_names import NameTests
 from ._index_schemas import SchemaTests
 from ._index_support import REF, SHARED_BODY, FakeDataset, make_sample_type, require
+from .strategies import ENTRY_NAMES
 
 __all__ = ["REF", "FakeDataset", "IndexConformance", "make_sample_type"]
 
@@ -262,10 +263,7 @@ class IndexConformance(NameTests, SchemaTests):
     @given(
         urls=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4),
         version=st.tuples(st.integers(0, 20), st.integers(0, 20), st.integers(0, 20)),
-        # Any printable text (atdata.names.check_entry_name refuses control characters).
-        name=st.text(st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=20).filter(
-            str.strip
-        ),
+        name=ENTRY_NAMES,
         metadata=st.none() | st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3),
     )
     def test_cid_stable_across_add_and_get(

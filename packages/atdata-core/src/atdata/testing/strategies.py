@@ -22,7 +22,12 @@ from numpy.typing import NDArray
 
 from .. import sample as _sample
 
-__all__ = ["JSONISH", "PRIMITIVES", "SampleType", "arrays", "sample_types"]
+__all__ = ["ENTRY_NAMES", "JSONISH", "PRIMITIVES", "SampleType", "arrays", "sample_types"]
+
+#: Entry names: any printable text (``atdata.names.check_entry_name`` refuses control characters).
+ENTRY_NAMES: st.SearchStrategy[str] = st.text(
+    st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=20
+).filter(str.strip)
 
 #: Values of each primitive field type (integers over msgpack's whole range).
 PRIMITIVES: dict[type, st.SearchStrategy[Any]] = {
