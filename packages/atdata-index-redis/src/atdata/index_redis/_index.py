@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from atdata.errors import AmbiguousEntry, EntryNotFound, InvalidArgument
@@ -25,6 +25,7 @@ from ._checks import check_cid_or_name, check_name, check_schema_ref, data_urls,
 from ._connection import ConnectionSpec, translate_errors
 from ._entry import LocalDatasetEntry, StoredContent, _text, content_cid, content_json, metadata_json
 from ._legacy import MIGRATE, legacy_rows
+from ._listing import ListingMethods
 from ._schemas import SchemaMethods
 
 __all__ = ["LocalIndex"]
@@ -32,11 +33,10 @@ __all__ = ["LocalIndex"]
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "atdata:"
-_SCAN_BATCH = 500
 _T = TypeVar("_T")
 
 
-class LocalIndex(SchemaMethods, AbstractIndex):
+class LocalIndex(SchemaMethods, ListingMethods, AbstractIndex):  # type: ignore[misc]  # all_entries: list is invariant
     """An index of datasets and sample schemas in Redis (or Redis Cluster).
 
     Parameters
@@ -370,39 +370,3 @@ class LocalIndex(SchemaMethods, AbstractIndex):
                 f"(e.g. index.{verb}_entry({_text(values[0])!r}{', ...' if new_name else ''})) or pass its entry"
             )
         return build(*values)
-
-    @property
-    def entries(self) -> Iterator[LocalDatasetEntry]:
-        """Stream one entry per name, its newest version (SSCAN in batches; constant memory).
-
-        As with Redis SCAN, a name added or removed during the iteration may or may not
-        be yielded. Older versions: ``get_entry_versions``; every CID: ``contents``.
-        """
-        return self._scan("names", "FETCH_NAMES", LocalDatasetEntry.from_values)
-
-    @property
-    def contents(self) -> Iterator[StoredContent]:
-        """Stream every content record once, whatever the names pointing at it (what gc keeps)."""
-        return self._scan(
-            "contents", "FETCH_CONTENTS", lambda content, *names: StoredContent.from_values(content, names)
-        )
-
-    def _scan(self, kind: str, script: str, build: Callable[..., _T]) -> Iterator[_T]:
-        key = self._key(kind)
-        cursor: int = 0
-        while True:
-            with translate_errors(self._spec):
-                cursor, members = self._checked().sscan(key, cursor, count=_SCAN_BATCH)
-            if members:
-                found = self._run(script, key, *(_text(m) for m in members))
-                yield from (build(*values) for values in found if values)
-            if int(cursor) == 0:
-                return
-
-    @property
-    def all_entries(self) -> list[LocalDatasetEntry]:  # type: ignore[override]  # list is invariant
-        """One entry per name as a list (prefer ``entries`` for large indexes)."""
-        seen: dict[str, LocalDatasetEntry] = {}
-        for entry in self.entries:  # SSCAN may repeat an element during a rehash
-            seen.setdefault(entry.name, entry)
-        return list(seen.values())
