@@ -73,23 +73,23 @@ def test_credential_precedence() -> None:
         return {"AWS_ACCESS_KEY_ID": name, "AWS_SECRET_ACCESS_KEY": "s"}
 
     configure(creds("global"))
-    assert reading._settings_for("bucket-1")[0].access_key_id == "global"
+    assert reading._settings_for("s3://bucket-1/k")[0].access_key_id == "global"
     S3DataStore(creds("writer"), "bucket-1")
-    assert reading._settings_for("bucket-1")[0].access_key_id == "writer"
-    assert reading._settings_for("bucket-2")[0].access_key_id == "global"
+    assert reading._settings_for("s3://bucket-1/k")[0].access_key_id == "writer"
+    assert reading._settings_for("s3://bucket-2/k")[0].access_key_id == "global"
     configure(creds("explicit"), bucket="bucket-1")
-    assert reading._settings_for("bucket-1")[0].access_key_id == "explicit"
+    assert reading._settings_for("s3://bucket-1/k")[0].access_key_id == "explicit"
 
 
 def test_environment_when_nothing_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT", "http://127.0.0.1:4567")
-    assert reading._settings_for("any")[0].endpoint_url == "http://127.0.0.1:4567"
+    assert reading._settings_for("s3://any-bucket/k")[0].endpoint_url == "http://127.0.0.1:4567"
 
 
 def test_one_client_per_store_and_environment() -> None:
     store = S3DataStore(CREDS, "one-client")
     assert store.client is store.client
-    assert reading._settings_for("x") == reading._settings_for("y")
+    assert reading._settings_for("s3://xxx/k") == reading._settings_for("s3://yyy/k")
 
 
 def test_a_dropped_store_releases_its_client() -> None:
@@ -115,7 +115,7 @@ def test_read_with_no_credentials_says_how_to_provide_them(monkeypatch: pytest.M
     message = str(info.value)
     assert "s3://some-bucket/data-000000.tar" in message
     assert "atdata local up" in message
-    assert "AWS_ENDPOINT" in message and "AWS_SECRET_ACCESS_KEY" in message
+    assert "at http://127.0.0.1:1" in message and "AWS_SECRET_ACCESS_KEY" in message
     assert "atdata.store_s3.configure(" in message
 
 

@@ -34,6 +34,7 @@ that builtin in, so existing ``except`` clauses keep working::
         ├── ObjectNotFound (+LookupError)     no object at that URL
         ├── BucketNotFound (+LookupError)     the bucket does not exist
         ├── AccessDenied (+PermissionError)   the credentials were refused
+        │   └── CredentialsRefused (+CredentialsError)  the keys themselves (wrong secret, unknown key)
         └── StoreUnavailable (+ConnectionError)  the store cannot be reached
 """
 
@@ -48,6 +49,7 @@ __all__ = [
     "AtmosphereUnavailable",
     "BucketNotFound",
     "CredentialsError",
+    "CredentialsRefused",
     "EntryNotFound",
     "IndexConnectionError",
     "IndexServerError",
@@ -232,3 +234,12 @@ class AccessDenied(StoreError, PermissionError):
 
 class StoreUnavailable(StoreError, ConnectionError):
     """The store cannot be reached (server down, DNS, refused connection)."""
+
+
+class CredentialsRefused(AccessDenied, CredentialsError):
+    """The store refused the keys themselves (unknown access key, wrong secret).
+
+    Both an :class:`AccessDenied` (the store said no) and a :class:`CredentialsError`
+    (the fix is other keys): the message says where the keys came from and how to
+    give the right ones, never the secret.
+    """

@@ -1,20 +1,31 @@
 """Registry of URL openers: how a shard URL becomes a readable byte stream.
 
 Core reads local paths and ``file://`` URLs itself. Other schemes are added by the
-packages that own them (``atdata.store_s3`` registers ``s3://`` when imported), so core
-never imports a cloud SDK and a third party can add its own scheme the same way.
+packages that own them, so core never imports a cloud SDK and a third party can add its
+own scheme the same way: either by calling :func:`register_opener` when imported, or,
+so that a process that never imported the package can read its URLs, by declaring an
+entry point in the ``atdata.openers`` group named after the scheme::
+
+    [project.entry-points."atdata.openers"]
+    s3 = "atdata.store_s3.reading:read_url"
+
+The first URL of a scheme with no registered opener loads that entry point (importing
+its package) and registers it; ``atdata-store-s3`` declares ``s3`` this way.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidArgument, ObjectNotFound, UnsupportedURL
 
-__all__ = ["Opener", "local_path", "open_url", "register_opener", "registered_schemes"]
+ENTRY_POINT_GROUP = "atdata.openers"
+
+__all__ = ["ENTRY_POINT_GROUP", "Opener", "local_path", "open_url", "register_opener", "registered_schemes"]
 
 Opener = Callable[[str], BinaryIO]
 """Takes a full URL and returns a readable binary stream positioned at its start."""
@@ -51,6 +62,23 @@ def local_path(url: str) -> str | None:
     return None
 
 
+def _from_entry_point(scheme: str) -> Opener | None:
+    """The opener an installed package declares for ``scheme`` (registered once loaded), or None."""
+    if not scheme:
+        return None
+    for point in entry_points(group=ENTRY_POINT_GROUP, name=scheme):
+        try:
+            opener = point.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure of the plugin, named
+            raise UnsupportedURL(
+                f"the opener for {scheme}:// URLs ({point.value}, from entry point group {ENTRY_POINT_GROUP!r}) "
+                f"failed to load: {type(exc).__name__}: {exc}"
+            ) from exc
+        register_opener(scheme, opener)
+        return _openers[scheme]
+    return None
+
+
 def open_url(url: str) -> BinaryIO:
     """Open ``url`` for reading: a local path, ``file://``, or a registered scheme.
 
@@ -75,7 +103,7 @@ def open_url(url: str) -> BinaryIO:
                 f"such as {os.path.join(path, 'data-{000000..000009}.tar')!r}"
             ) from exc
     scheme = urlsplit(url).scheme.lower()
-    opener = _openers.get(scheme)
+    opener = _openers.get(scheme) or _from_entry_point(scheme)
     if opener is None:
         hint = " Install atdata-store-s3 and `import atdata.store_s3`." if scheme == "s3" else ""
         known = ", ".join(["file", *registered_schemes()])

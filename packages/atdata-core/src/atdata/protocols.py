@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from .errors import InvalidArgument
+from .shard_url import StorageLocation
 from .staging import StagedInsert, WrittenShard
 from .writing import ShardSink, check_limits
 
@@ -231,6 +232,16 @@ class AbstractDataStore(abc.ABC):
         """
         return True
 
+    @property
+    def location(self) -> StorageLocation | None:
+        """Where this store lives, for readers in other processes (never a secret).
+
+        ``write_shards`` puts it on every URL it returns (``WrittenShard.location``), so
+        an index can record it and a fresh process can find the bucket. None (the
+        default) for stores whose URLs say everything, such as local directories.
+        """
+        return None
+
     def write_bytes(self, key: str, data: bytes) -> str:
         """Store ``data`` under ``key`` atomically (e.g. dataset metadata); returns its URL.
 
@@ -287,7 +298,8 @@ class AbstractDataStore(abc.ABC):
         Returns
         -------
         list[WrittenShard]
-            The shard URLs in order, each carrying its key, insert id, index and sha256.
+            The shard URLs in order, each carrying its key, insert id, index, sha256 and
+            the store's :attr:`location`.
 
         Raises
         ------

@@ -32,10 +32,11 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._shard_upload import ShardUploads
 from .errors import AtdataError, InvalidArgument, StoreError
+from .shard_url import ShardURL, StorageLocation
 from .writing import ShardWriter, check_limits
 
 if TYPE_CHECKING:
@@ -121,13 +122,16 @@ class InsertKeys:
         return first[: -len(name)] + self._shard_name(f"{{000000..{len(shards) - 1:06d}}}")
 
 
-class WrittenShard(str):
+class WrittenShard(ShardURL):
     """The URL of a shard an insert staged, with its key and what was measured while writing it.
 
-    A plain ``str`` everywhere a URL is expected. ``key`` (its store key), ``insert_id``
-    and ``shard_index`` say which insert staged it and where it sits; ``sha256`` (hex digest of
-    the whole tar), ``size`` (bytes) and ``num_samples`` let callers record checksums next
-    to the data so readers can verify it. (Not ``count`` or ``index``: they would hide str methods.)
+    A :class:`~atdata.shard_url.ShardURL`, so a plain ``str`` everywhere a URL is expected.
+    ``key`` (its store key), ``insert_id`` and ``shard_index`` say which insert staged it and
+    where it sits (the writer's bookkeeping: not facts an index records); ``sha256`` (hex
+    digest of the whole tar), ``size`` (bytes) and ``num_samples`` let callers record
+    checksums next to the data so readers can verify it; ``location`` is where the store
+    lives (``AbstractDataStore.location``: None for a local directory). (Not ``count`` or
+    ``index``: they would hide str methods.)
     """
 
     key: str
@@ -138,23 +142,48 @@ class WrittenShard(str):
     num_samples: int
 
     def __new__(
-        cls, url: str, *, key: str, insert_id: str, shard_index: int, sha256: str, size: int, num_samples: int
+        cls,
+        url: str,
+        *,
+        key: str,
+        insert_id: str,
+        shard_index: int,
+        sha256: str,
+        size: int,
+        num_samples: int,
+        location: StorageLocation | None = None,
     ) -> WrittenShard:
-        shard = super().__new__(cls, url)
+        shard = cast(
+            WrittenShard,  # ShardURL.__new__ builds cls
+            super().__new__(cls, url, sha256=sha256, size=size, num_samples=num_samples, location=location),
+        )
         shard.key, shard.insert_id, shard.shard_index = key, insert_id, shard_index
-        shard.sha256, shard.size, shard.num_samples = sha256, size, num_samples
         return shard
 
     def __reduce__(self) -> tuple[Any, ...]:
-        fields = (self.key, self.insert_id, self.shard_index, self.sha256, self.size, self.num_samples)
+        fields = (self.key, self.insert_id, self.shard_index, self.sha256, self.size, self.num_samples, self.location)
         return (_written_shard, (str(self), *fields))
 
 
 def _written_shard(
-    url: str, key: str, insert_id: str, shard_index: int, sha256: str, size: int, num_samples: int
+    url: str,
+    key: str,
+    insert_id: str,
+    shard_index: int,
+    sha256: str,
+    size: int,
+    num_samples: int,
+    location: StorageLocation | None = None,
 ) -> Any:
     return WrittenShard(
-        url, key=key, insert_id=insert_id, shard_index=shard_index, sha256=sha256, size=size, num_samples=num_samples
+        url,
+        key=key,
+        insert_id=insert_id,
+        shard_index=shard_index,
+        sha256=sha256,
+        size=size,
+        num_samples=num_samples,
+        location=location,
     )
 
 
@@ -266,6 +295,7 @@ class StagedInsert:
                 f"writing shards to {self.store.url_for(self.prefix)!r} failed: {type(exc).__name__}: {exc} "
                 f"(the {len(keys)} shard(s) of this write were removed)"
             ) from exc
+        location = self.store.location
         return [
             WrittenShard(
                 self.store.url_for(keys[shard.index]),
@@ -275,6 +305,7 @@ class StagedInsert:
                 sha256=shard.sha256,
                 size=shard.size,
                 num_samples=shard.count,
+                location=location,
             )
             for shard in writer.shards
         ]

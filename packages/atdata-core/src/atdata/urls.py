@@ -4,7 +4,9 @@ A dataset names its shards the way WebDataset does: a single URL, brace notation
 (``data-{000000..000009}.tar``, ``{train,val}.tar``), or a list of such URLs. Local
 paths and ``file://`` URLs are read directly; any other scheme goes through the opener
 registry in :mod:`atdata.openers`. Expansion happens once, when the dataset is built,
-so a malformed pattern fails there rather than in a DataLoader worker.
+so a malformed pattern fails there rather than in a DataLoader worker. A
+:class:`~atdata.shard_url.ShardURL` (an index entry's ``data_urls`` items) passes its
+shared facts, such as where its bucket lives, to every shard it expands to.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 import braceexpand
 
 from .errors import InvalidArgument, UnsupportedURL
+from .shard_url import ShardURL
 
 __all__ = ["expand_urls"]
 
@@ -44,11 +47,13 @@ def expand_urls(url: str | Sequence[str]) -> list[str]:
         if "{" in pattern:
             _check_ranges(pattern)
         try:
-            shards.extend(braceexpand.braceexpand(pattern))
+            expanded = list(braceexpand.braceexpand(pattern))
         except braceexpand.UnbalancedBracesError as exc:  # type: ignore[attr-defined]  # not in its stub
             raise UnsupportedURL(
                 f"malformed brace pattern in dataset URL {pattern!r}: {exc}. Use e.g. 'data-{{000000..000009}}.tar'."
             ) from exc
+        # A ShardURL's facts (where its bucket lives...) go with the shards it names.
+        shards.extend(pattern.expanded(expanded) if isinstance(pattern, ShardURL) else expanded)
     return shards
 
 

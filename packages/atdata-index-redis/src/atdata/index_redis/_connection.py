@@ -23,6 +23,7 @@ import redis
 import redis.exceptions
 from redis.cluster import ClusterNode, RedisCluster
 
+from atdata import server_record
 from atdata.errors import IndexConnectionError, IndexServerError, InvalidArgument
 
 __all__ = ["ENV_URL", "ConnectionSpec", "translate_errors"]
@@ -81,7 +82,8 @@ class ConnectionSpec:
 
     @classmethod
     def from_environment(cls, kwargs: dict[str, Any]) -> ConnectionSpec:
-        """redis-py kwargs if any were given, else ``ATDATA_REDIS_URL``, else localhost:6379."""
+        """redis-py kwargs if any were given, else ``ATDATA_REDIS_URL``, else the Redis that
+        ``atdata local up`` recorded (:mod:`atdata.server_record`), else localhost:6379."""
         if kwargs:
             _check_kwargs(kwargs)
             _check_port(kwargs.get("port", 6379))
@@ -89,6 +91,9 @@ class ConnectionSpec:
         url = os.environ.get(ENV_URL)
         if url:
             return cls.from_url(url, {}, source=f"${ENV_URL}")
+        recorded = server_record.recorded_redis_url()
+        if recorded:
+            return cls.from_url(recorded, {}, source="the record of `atdata local up`")
         return cls()
 
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any
 
 from atdata.cid import generate_cid
 from atdata.errors import InvalidArgument
+from atdata.shard_url import ShardURL
 
 __all__ = ["LocalDatasetEntry", "StoredContent", "content_cid", "content_json", "metadata_json"]
 
@@ -29,7 +30,10 @@ class LocalDatasetEntry:
     schema_ref : str
         ``local://schemas/{name}@{version}``, or the ``at://`` URI of a published schema.
     data_urls : list of str
-        WebDataset URLs as given (brace patterns stay unexpanded).
+        WebDataset URLs as given (brace patterns stay unexpanded). Items the index
+        knows more about are :class:`atdata.shard_url.ShardURL` (still plain strings):
+        e.g. ``entry.data_urls[0].location``, where the bucket lives, so a fresh
+        process reads ``atdata.Dataset[T](entry.data_urls[0])`` with nothing configured.
     metadata : dict or None
         Free-form metadata of this name's version (JSON-serialisable).
     cid : str
@@ -63,7 +67,7 @@ class LocalDatasetEntry:
         return cls(
             name=_text(name),
             schema_ref=fields["schema_ref"],
-            data_urls=fields["data_urls"],
+            data_urls=_data_urls(fields),
             metadata=json.loads(metadata) if metadata is not None else None,
             cid=fields["cid"],
         )
@@ -88,7 +92,7 @@ class StoredContent:
         return cls(
             cid=fields["cid"],
             schema_ref=fields["schema_ref"],
-            data_urls=fields["data_urls"],
+            data_urls=_data_urls(fields),
             names=tuple(_text(n) for n in names),
         )
 
@@ -98,8 +102,25 @@ def _text(value: Any) -> str:
 
 
 def content_json(cid: str, schema_ref: str, data_urls: list[str]) -> str:
-    """The content record a CID stands for: stored once, whichever names point at it."""
-    return json.dumps({"cid": cid, "schema_ref": schema_ref, "data_urls": data_urls})
+    """The content record a CID stands for: stored once, whichever names point at it.
+
+    ``url_facts`` (present only when some URL is a ``ShardURL`` with facts) lists, per
+    data URL, what it carries (``ShardURL.to_json()``: where its bucket lives, checksums),
+    never a secret; the CID covers only the plain strings of ``data_urls``.
+    """
+    content: dict[str, Any] = {"cid": cid, "schema_ref": schema_ref, "data_urls": data_urls}
+    facts = [url.to_json() or None if isinstance(url, ShardURL) else None for url in data_urls]
+    if any(facts):  # only when some URL carries something: plain entries keep the spec's record
+        content["url_facts"] = facts
+    return json.dumps(content)
+
+
+def _data_urls(fields: dict[str, Any]) -> list[str]:
+    """A content record's URLs, as ``ShardURL``s where it recorded what they carry."""
+    urls, facts = fields["data_urls"], fields.get("url_facts")
+    if facts is None:
+        return list(urls)
+    return [url if f is None else ShardURL.from_json(url, f) for url, f in zip(urls, facts)]
 
 
 def metadata_json(metadata: Any) -> str:
@@ -120,4 +141,4 @@ def metadata_json(metadata: Any) -> str:
 
 def content_cid(schema_ref: str, data_urls: list[str]) -> str:
     """The entry CID: exactly the spec's ``{"schema_ref", "data_urls"}`` content."""
-    return generate_cid({"schema_ref": schema_ref, "data_urls": list(data_urls)})
+    return generate_cid({"schema_ref": schema_ref, "data_urls": [str(url) for url in data_urls]})

@@ -42,6 +42,7 @@ from atdata.errors import EntryNotFound, InvalidArgument
 from atdata.index_redis import LocalIndex
 from atdata.names import check_hive_path_chars
 from atdata.protocols import AbstractDataStore, AbstractIndex, DatasetLike, IndexEntry
+from atdata.shard_url import ShardURL
 from atdata.staging import InsertKeys, StagedInsert, WrittenShard
 from atdata.writing import check_limits
 
@@ -293,6 +294,9 @@ class Repo:
         else:
             urls = staged.keys.urls(content.shards)
             staged.write_bytes(staged.keys.content(content.digest), content.record(urls, metadata_url))
+        location = self.store.location
+        if location is not None:  # where the bucket lives: the index records it for other processes
+            urls = [ShardURL(str(url), location=location) for url in urls]
         stored: atdata.Dataset[Any] = atdata.Dataset(
             urls[0] if len(urls) == 1 else urls, metadata_url, sample_type=sample_type
         )

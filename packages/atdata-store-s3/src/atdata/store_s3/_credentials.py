@@ -55,6 +55,14 @@ class S3Credentials:
     session_token: str | None = field(default=None, repr=False)
     source: str = "environment"
 
+    def __reduce__(self) -> Any:
+        # Secrets never travel: stores and shard URLs pickle where a bucket is, and each
+        # process resolves keys itself (atdata.store_s3._resolve).
+        raise CredentialsError(
+            "S3Credentials are not picklable (they hold secrets): pickle the S3DataStore or the dataset, "
+            "whose processes find keys themselves (environment, AWS profile, credentials file path)"
+        )
+
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``boto3.session.Session(...).client("s3", ...)``."""
         region = self.region or (DEFAULT_REGION if self.endpoint_url else None)
@@ -70,9 +78,10 @@ class S3Credentials:
 def load_credentials(credentials: str | os.PathLike[str] | Mapping[str, str] | None) -> S3Credentials:
     """Resolve ``credentials`` (path to a .env file, dict, or None for the AWS chain).
 
-    With None, access keys, region and profile come from boto3's standard chain
-    (environment, ``~/.aws``); ``AWS_ENDPOINT`` (the spec's name) or boto3's own
-    ``AWS_ENDPOINT_URL`` in the environment select a non-AWS endpoint.
+    With None, endpoint, region and keys come from the chain ``_resolve`` describes:
+    the environment (``AWS_ENDPOINT`` or boto3's ``AWS_ENDPOINT_URL`` select a non-AWS
+    endpoint), the AWS shared files (profiles, ``endpoint_url``), then boto3's own
+    sources.
 
     Raises
     ------
@@ -80,8 +89,9 @@ def load_credentials(credentials: str | os.PathLike[str] | Mapping[str, str] | N
         Missing or unreadable file, malformed line, missing or empty required key.
     """
     if credentials is None:
-        endpoint = _aliased(os.environ, "AWS_ENDPOINT", "AWS_ENDPOINT_URL", "the environment")
-        return S3Credentials(endpoint_url=_endpoint(endpoint, "the environment"))
+        from ._resolve import resolve  # the chain is built on this module: imported late
+
+        return resolve(None)
     if isinstance(credentials, Mapping):
         return _from_mapping(credentials, "credentials dict")
     if isinstance(credentials, (str, os.PathLike)):
@@ -108,14 +118,14 @@ def _from_mapping(values: Mapping[str, Any], where: str, source: str = "dict") -
     return S3Credentials(
         access_key_id=values["AWS_ACCESS_KEY_ID"],
         secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
-        endpoint_url=_endpoint(_aliased(values, "AWS_ENDPOINT", "AWS_ENDPOINT_URL", where), where),
-        region=_aliased(values, "AWS_REGION", "AWS_DEFAULT_REGION", where) or None,
+        endpoint_url=checked_endpoint(aliased(values, "AWS_ENDPOINT", "AWS_ENDPOINT_URL", where), where),
+        region=aliased(values, "AWS_REGION", "AWS_DEFAULT_REGION", where) or None,
         session_token=values.get("AWS_SESSION_TOKEN") or None,
         source=source,
     )
 
 
-def _aliased(values: Mapping[str, Any], key: str, alias: str, where: str) -> Any:
+def aliased(values: Mapping[str, Any], key: str, alias: str, where: str) -> Any:
     """``values[key]``, else ``values[alias]``; both set to different values is an error."""
     value, other = values.get(key) or None, values.get(alias) or None
     if value is not None and other is not None and value != other:
@@ -139,7 +149,7 @@ def _warn_unknown(values: Mapping[str, Any], where: str) -> None:
         )
 
 
-def _endpoint(value: str | None, where: str) -> str | None:
+def checked_endpoint(value: str | None, where: str) -> str | None:
     """``value`` if it is an http(s) URL with a host, None if unset.
 
     botocore would only refuse it at the first request, as a bare ValueError

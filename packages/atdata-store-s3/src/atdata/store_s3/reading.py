@@ -1,10 +1,12 @@
 """Reading ``s3://`` URLs: the opener core's ``Dataset`` uses, ``configure`` and ``read_url``.
 
 Objects are streamed (``GetObject`` read in chunks as the reader consumes them), never
-downloaded whole. Credentials for a bucket come from, in order: ``configure(...,
+downloaded whole. Settings for a bucket come from, in order: ``configure(...,
 bucket=that_bucket)``, the ``S3DataStore`` of that bucket created in this process
 (the one that wrote the shards), ``configure(...)`` without a bucket, then the
-environment (boto3's chain, plus ``AWS_ENDPOINT``).
+resolution chain of :mod:`._resolve` (environment, AWS profile, the record of
+``atdata local up``) for the location the URL carries (``ShardURL.location``, recorded
+by the index), so a fresh process or a spawned worker needs nothing configured.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from atdata.errors import StoreUnavailable
+from atdata.shard_url import ShardURL, StorageLocation
 
 from ._bucket import check_bucket_name
 from ._client import client_for, make_config, parse_s3_url
 from ._credentials import S3Credentials, load_credentials
 from ._errors import translate, translated
+from ._resolve import fill_endpoint, resolve, same_endpoint
 
 __all__ = ["configure", "open_object", "read_url", "remember_store"]
 
@@ -64,15 +68,41 @@ def remember_store(bucket: str, credentials: S3Credentials, config: Config) -> N
         _stores[bucket] = (credentials, config)
 
 
-def _settings_for(bucket: str) -> tuple[S3Credentials, Config]:
-    with _lock:
-        found = _configured.get(bucket) or _stores.get(bucket) or _configured.get(None)
+def _settings_for(url: str) -> tuple[S3Credentials, Config]:
+    """The settings that read ``url``: what the caller configured, else the resolution chain."""
+    bucket, _ = parse_s3_url(url)
+    location = url.location if isinstance(url, ShardURL) else None
+    found = _configured_settings(bucket, location)
     if found is not None:
-        return found
-    environment = load_credentials(None)
-    with _lock:  # one Config (so one cached client) per distinct environment
-        config = _environment.setdefault(environment, make_config(environment.endpoint_url, _POOL, None))
-    return environment, config
+        credentials = fill_endpoint(found[0], location)
+        if credentials is found[0]:
+            return found
+    else:
+        credentials = resolve(location)
+    with _lock:  # one Config (so one cached client) per distinct setting
+        config = _environment.setdefault(credentials, make_config(credentials.endpoint_url, _POOL, None))
+    return credentials, config
+
+
+def configured_credentials(bucket: str, location: StorageLocation | None) -> S3Credentials | None:
+    """What this process was told for ``bucket``: ``configure(bucket=)``, its store, ``configure()``."""
+    found = _configured_settings(bucket, location)
+    return None if found is None else found[0]
+
+
+def _configured_settings(bucket: str, location: StorageLocation | None) -> tuple[S3Credentials, Config] | None:
+    """A store of the bucket made in this process counts only when ``location`` is unknown
+    or the store is there (the same bucket name on another server is another bucket)."""
+    with _lock:
+        found = _configured.get(bucket)
+        store = _stores.get(bucket)
+        if found is None and store is not None and _at(store[0], location):
+            found = store
+        return found or _configured.get(None)
+
+
+def _at(credentials: S3Credentials, location: StorageLocation | None) -> bool:
+    return location is None or same_endpoint(credentials.endpoint_url, location.endpoint_url)
 
 
 class _ObjectStream(io.RawIOBase):
@@ -184,10 +214,13 @@ def _timeval(seconds: float) -> bytes:
     return struct.pack("ll", int(seconds), int(seconds % 1 * 1e6))
 
 
-def open_object(url: str, client: Any) -> BinaryIO:
-    """Stream the object at ``url`` with ``client``; raises ``ObjectNotFound``/``BucketNotFound``."""
+def open_object(url: str, client: Any, credentials: S3Credentials | None = None) -> BinaryIO:
+    """Stream the object at ``url`` with ``client``; raises ``ObjectNotFound``/``BucketNotFound``.
+
+    ``credentials`` (those of ``client``) let errors say which endpoint and keys were used.
+    """
     bucket, key = parse_s3_url(url)
-    with translated("reading", url):
+    with translated("reading", url, credentials=credentials):
         body = client.get_object(Bucket=bucket, Key=key)["Body"]
     return io.BufferedReader(_ObjectStream(body, url), buffer_size=_READ_BUFFER)  # type: ignore[return-value]
 
@@ -197,6 +230,5 @@ def read_url(url: str) -> BinaryIO:
 
     This is the opener ``atdata.store_s3`` registers with core for the ``s3`` scheme.
     """
-    bucket, _ = parse_s3_url(url)
-    credentials, config = _settings_for(bucket)
-    return open_object(url, client_for(credentials, config))
+    credentials, config = _settings_for(url)
+    return open_object(url, client_for(credentials, config), credentials)

@@ -24,12 +24,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from atdata.errors import InvalidArgument, StoreError
 from atdata.protocols import AbstractDataStore, ObjectInfo
+from atdata.shard_url import StorageLocation
 
 from . import reading
 from ._bucket import check_bucket_name
 from ._client import client_for, make_config
 from ._credentials import S3Credentials, load_credentials
 from ._errors import error_code, translate, translated
+from ._resolve import resolve
 
 __all__ = ["S3DataStore"]
 
@@ -46,9 +48,14 @@ class S3DataStore(AbstractDataStore):
     credentials
         Path to a ``.env`` file, a dict (``AWS_ENDPOINT``, ``AWS_ACCESS_KEY_ID``,
         ``AWS_SECRET_ACCESS_KEY``, optional ``AWS_REGION``, ``AWS_SESSION_TOKEN``), or
-        None for boto3's standard chain (environment, profile).
+        None for the chain every reader uses (environment, AWS profile, the record of
+        ``atdata local up`` for its server; see the README's "Credentials").
     bucket
-        The bucket name (no prefix: pass ``prefix=`` to ``write_shards``).
+        The bucket name (no prefix: pass ``prefix=`` to ``write_shards``). Checked
+        against S3's naming rules (``InvalidArgument`` with the rule and a fix).
+    location
+        Where the bucket lives (endpoint, region), when ``credentials`` do not say:
+        what a pickled store carries instead of its keys.
     create_bucket
         Create a missing bucket on first write. Turn off in production, where a
         missing bucket should be an error (``BucketNotFound``) rather than a surprise.
@@ -67,6 +74,7 @@ class S3DataStore(AbstractDataStore):
         credentials: str | os.PathLike[str] | Mapping[str, str] | None = None,
         bucket: str | None = None,
         *,
+        location: StorageLocation | None = None,
         create_bucket: bool = True,
         config: Config | None = None,
         part_size: int = 8 << 20,
@@ -79,10 +87,17 @@ class S3DataStore(AbstractDataStore):
             raise InvalidArgument(f"max_concurrency={max_concurrency!r} is invalid: pass a positive int")
         if config is not None and not isinstance(config, Config):
             raise InvalidArgument(f"config={config!r} is invalid: pass a botocore.config.Config")
+        if location is not None and not isinstance(location, StorageLocation):
+            raise InvalidArgument(f"location={location!r:.200} is invalid: pass an atdata.shard_url.StorageLocation")
         if isinstance(credentials, (str, os.PathLike)):
             credentials = str(Path(credentials).expanduser().resolve())  # same file in other processes
         self._credentials_arg = credentials
-        self.credentials: S3Credentials = load_credentials(credentials)
+        explicit: S3Credentials | None
+        if credentials is not None:
+            explicit = load_credentials(credentials)
+        else:  # as a reader would: configure(), this bucket's store here (a pickled store's source)
+            explicit = reading.configured_credentials(bucket, location)
+        self.credentials: S3Credentials = resolve(location, explicit)
         self.bucket = bucket
         self.create_bucket = create_bucket
         self.config = config
@@ -103,8 +118,14 @@ class S3DataStore(AbstractDataStore):
     # pickling: parameters only; clients, pools and locks are rebuilt per process
 
     def _params(self) -> dict[str, Any]:
+        """What a pickled store carries: never a secret. A credentials file travels as its
+        path (re-read there); keys from a dict or the chain stay here, and the other
+        process finds its own (environment, profile, `atdata local up`'s record) for the
+        recorded location."""
+        path = self._credentials_arg if isinstance(self._credentials_arg, str) else None
         return {
-            "credentials": self._credentials_arg,
+            "credentials": path,
+            "location": self.location,
             "bucket": self.bucket,
             "create_bucket": self.create_bucket,
             "config": self.config,
@@ -123,7 +144,7 @@ class S3DataStore(AbstractDataStore):
         return mine == theirs
 
     def __hash__(self) -> int:
-        return hash((S3DataStore, self.bucket, self.credentials))
+        return hash((S3DataStore, self.bucket))
 
     def __repr__(self) -> str:
         endpoint = self.credentials.endpoint_url or "AWS"
@@ -135,6 +156,16 @@ class S3DataStore(AbstractDataStore):
     def client(self) -> Any:
         """The boto3 S3 client of this process (e.g. to register botocore event hooks)."""
         return client_for(self.credentials, self._boto_config)
+
+    @property
+    def location(self) -> StorageLocation:
+        """Where the bucket lives: the endpoint (None for AWS S3) and the signing region.
+
+        ``write_shards`` puts it on each URL it returns, so indexes record it and readers
+        in other processes reach the bucket with nothing configured.
+        """
+        region = self.credentials.client_kwargs()["region_name"] or self.client.meta.region_name
+        return StorageLocation(endpoint_url=self.credentials.endpoint_url, region=region)
 
     def url_for(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -150,7 +181,7 @@ class S3DataStore(AbstractDataStore):
         return _MultipartWriter(self, key)
 
     def open_read(self, url: str) -> BinaryIO:
-        return reading.open_object(url, self.client)
+        return reading.open_object(url, self.client, self.credentials)
 
     def delete(self, keys: Iterable[str]) -> None:
         batch: list[str] = []
@@ -171,9 +202,9 @@ class S3DataStore(AbstractDataStore):
         except ClientError as exc:
             if error_code(exc) == "NoSuchBucket":
                 return  # nothing stored, nothing to delete
-            raise translate(exc, "deleting", url) from exc
+            raise translate(exc, "deleting", url, credentials=self.credentials) from exc
         except BotoCoreError as exc:
-            raise translate(exc, "deleting", url) from exc
+            raise translate(exc, "deleting", url, credentials=self.credentials) from exc
         failed = [e for e in response.get("Errors", []) if e.get("Code") != "NoSuchKey"]
         if failed:
             first = failed[0]
@@ -193,9 +224,9 @@ class S3DataStore(AbstractDataStore):
         except ClientError as exc:
             if error_code(exc) == "NoSuchBucket":
                 return  # a bucket never written to holds nothing
-            raise translate(exc, "listing", self.url_for(prefix)) from exc
+            raise translate(exc, "listing", self.url_for(prefix), credentials=self.credentials) from exc
         except BotoCoreError as exc:
-            raise translate(exc, "listing", self.url_for(prefix)) from exc
+            raise translate(exc, "listing", self.url_for(prefix), credentials=self.credentials) from exc
 
     # helpers
 
@@ -208,10 +239,12 @@ class S3DataStore(AbstractDataStore):
                 self.client.head_bucket(Bucket=self.bucket)
             except ClientError as exc:
                 if error_code(exc) not in ("404", "NoSuchBucket", "NotFound") or not self.create_bucket:
-                    raise translate(exc, "checking bucket", url, missing="bucket") from exc
+                    raise translate(
+                        exc, "checking bucket", url, missing="bucket", credentials=self.credentials
+                    ) from exc
                 self._create_bucket(url)
             except BotoCoreError as exc:
-                raise translate(exc, "checking bucket", url, missing="bucket") from exc
+                raise translate(exc, "checking bucket", url, missing="bucket", credentials=self.credentials) from exc
             self._bucket_ready = True
 
     def _create_bucket(self, url: str) -> None:
@@ -224,9 +257,9 @@ class S3DataStore(AbstractDataStore):
             log.info("created bucket %s", url)
         except ClientError as exc:
             if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise translate(exc, "creating bucket", url, missing="bucket") from exc
+                raise translate(exc, "creating bucket", url, missing="bucket", credentials=self.credentials) from exc
         except BotoCoreError as exc:
-            raise translate(exc, "creating bucket", url, missing="bucket") from exc
+            raise translate(exc, "creating bucket", url, missing="bucket", credentials=self.credentials) from exc
 
     def _submit(self, fn: Any, *args: Any) -> Future[Any]:
         """Run ``fn`` on the part pool once one of ``max_concurrency`` slots is free."""

@@ -1,6 +1,8 @@
 """``atdata local up / down / status``: the embedded servers' state under one data directory.
 
-``servers.json`` records the pid, port, data and log of each server ``up`` started;
+``servers.json`` records the pid, port, data and log of each server ``up`` started (and
+the S3 server's endpoint and keys, mode 0600, so fresh processes can read its data: the
+format is :mod:`atdata.server_record`);
 ``status`` combines it with a live probe; ``down`` stops only what ``up`` started.
 """
 
@@ -16,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from atdata import server_record
 from atdata.errors import LocalServerError
 
 from .._process import LOCALHOST, ServerProcess, http_get_root, pid_runs, port_in_use, stop_pid
@@ -27,12 +30,12 @@ __all__ = ["ServerStatus", "data_dir_default", "down", "status", "up"]
 
 log = logging.getLogger(__name__)
 
-_STATE_FILE = "servers.json"
+_STATE_FILE = server_record.RECORD_FILE  # its format: atdata.server_record (read by index and store)
 
 
 def data_dir_default() -> Path:
     """Where the embedded servers keep their state: ``$ATDATA_HOME`` or ``~/.atdata``."""
-    return Path(os.environ.get("ATDATA_HOME") or Path.home() / ".atdata").expanduser()
+    return server_record.data_dir()
 
 
 @dataclass
@@ -100,6 +103,8 @@ def _read_state(home: Path) -> dict[str, dict[str, Any]]:
 def _write_state(home: Path, state: dict[str, dict[str, Any]]) -> None:
     path = home / _STATE_FILE
     tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600)  # it holds the S3 server's keys: its owner's only
+    tmp.chmod(0o600)
     tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
     tmp.replace(path)
 
@@ -290,7 +295,10 @@ def _start_managed(
             timeout=timeout,
         )
     process = cast(ServerProcess, started.process)  # start_* always sets it
-    return {"pid": process.pid, "port": started.port, "data_dir": str(started.data_dir), "log": str(log_path)}
+    record = {"pid": process.pid, "port": started.port, "data_dir": str(started.data_dir), "log": str(log_path)}
+    if isinstance(started, S3Server):  # so a fresh process can read it (atdata.server_record)
+        record.update(endpoint_url=started.endpoint_url, access_key=access_key, secret_key=secret_key)
+    return record
 
 
 @contextlib.contextmanager
