@@ -341,3 +341,15 @@ def test_unknown_bucket_and_unreachable_endpoint_are_named(
         list(atdata.Dataset[worker.WorkerSample](moved).ordered(batch_size=8))
     message = str(unreachable.value)
     assert f"http://127.0.0.1:{port}" in message and "configure(" in message
+
+
+def test_local_index_uses_the_recorded_redis_when_nothing_is_given(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    nothing_configured(monkeypatch, tmp_path)
+    (tmp_path / ".atdata").mkdir()
+    (tmp_path / ".atdata" / "servers.json").write_text(json.dumps({"redis": {"port": 6390}}))
+    assert "127.0.0.1:6390" in repr(LocalIndex())
+    monkeypatch.setenv("ATDATA_REDIS_URL", "redis://127.0.0.1:6391/0")  # the environment still wins
+    assert "127.0.0.1:6391" in repr(LocalIndex())
+    assert "6392" in repr(LocalIndex(port=6392))

@@ -51,6 +51,9 @@ def test_configure_checks_the_bucket_too() -> None:
 def test_cli_refuses_the_bucket_before_connecting(capsys: pytest.CaptureFixture[str]) -> None:
     """No server runs at these addresses: the name is refused before any is needed."""
     from atdata.local.cli import main
+    from atdata.store_s3 import reading
+
+    saved = dict(reading._configured)  # the CLI configures reads for its process: not for later tests
 
     code = main(
         [
@@ -62,6 +65,8 @@ def test_cli_refuses_the_bucket_before_connecting(capsys: pytest.CaptureFixture[
             "--dry-run",
         ]
     )
+    reading._configured.clear()
+    reading._configured.update(saved)
     err = capsys.readouterr().err
     assert code == 1
     assert "'Team_Data' is not a valid S3 bucket name" in err and "e.g. 'team-data'" in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,18 @@ SECRET = "s3cr3t-from-a-file"
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Nothing configured: no variables, an empty HOME, and no configure()/store of earlier tests."""
     for name in [k for k in os.environ if k.startswith(("AWS_", "ATDATA_"))]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(tmp_path))
-    return tmp_path
+    saved = [dict(r) for r in (reading._configured, reading._stores, reading._environment)]
+    for registry in (reading._configured, reading._stores):
+        registry.clear()
+    yield tmp_path
+    for registry, before in zip((reading._configured, reading._stores, reading._environment), saved):
+        registry.clear()
+        registry.update(before)
 
 
 def aws_files(home: Path, credentials: str, config: str = "") -> None:

@@ -44,7 +44,8 @@ class LocalIndex(SchemaMethods, ListingMethods, AbstractIndex):  # type: ignore[
     redis : redis.Redis, redis.cluster.RedisCluster or str, optional
         A ready client, or a ``redis://``/``rediss://``/``unix://`` URL (as ``from_url``).
         Without it, one is built from ``**redis_kwargs`` (passed to ``redis.Redis``
-        unchanged), else from ``$ATDATA_REDIS_URL``, else localhost:6379.
+        unchanged), else from ``$ATDATA_REDIS_URL``, else the Redis that ``atdata local
+        up`` recorded (``~/.atdata/servers.json``), else localhost:6379.
     key_prefix : str
         Isolates indexes that share one Redis; keys are ``{key_prefix}kind:id``.
     **redis_kwargs
