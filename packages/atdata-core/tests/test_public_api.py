@@ -77,8 +77,19 @@ def test_the_spec_user_api_imports_as_written() -> None:
 
 # Public modules whose every name is also an ``atdata`` name; cid, schema, npy and errors
 # are reached as modules (``atdata.cid.generate_cid``, ``atdata.errors.ShardError``).
-REEXPORTED = ["batch", "dataset", "disk_store", "openers", "protocols", "sample", "staging", "urls", "writing"]
-NAMESPACES = ["cid", "errors", "names", "npy", "schema"]
+REEXPORTED = [
+    "batch",
+    "dataset",
+    "disk_store",
+    "openers",
+    "protocols",
+    "sample",
+    "shard_url",
+    "staging",
+    "urls",
+    "writing",
+]
+NAMESPACES = ["cid", "errors", "names", "npy", "schema", "server_record"]
 README = Path(__file__).resolve().parents[1] / "README.md"
 ADDONS = ("atdata.local", "atdata.index_redis", "atdata.store_s3", "atdata.atmosphere", "atdata.promote", "atdata.ray")
 

@@ -23,12 +23,12 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 import logging
 
-from . import cid, errors, names, npy, schema
+from . import cid, errors, names, npy, schema, server_record
 from ._version import __version__
 from .batch import SampleBatch
 from .dataset import Dataset, Loader, merge_state_dicts
 from .disk_store import DiskDataStore
-from .openers import Opener, local_path, open_url, register_opener, registered_schemes
+from .openers import ENTRY_POINT_GROUP, Opener, local_path, open_url, register_opener, registered_schemes
 from .protocols import (
     AbstractDataStore,
     AbstractIndex,
@@ -40,11 +40,13 @@ from .protocols import (
     WrittenShard,
 )
 from .sample import DictSample, FieldSpec, PackableSample, decoder_of, fields_of, new_key, packable, unpack
+from .shard_url import ShardURL, StorageLocation
 from .staging import InsertKeys, StagedInsert
 from .urls import expand_urls
 from .writing import AtomicFileSink, ShardInfo, ShardWriter, check_limits, sample_record, write_samples
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "AbstractDataStore",
     "AbstractIndex",
     "AtomicFileSink",
@@ -63,8 +65,10 @@ __all__ = [
     "SampleSource",
     "ShardInfo",
     "ShardSink",
+    "ShardURL",
     "ShardWriter",
     "StagedInsert",
+    "StorageLocation",
     "WrittenShard",
     "__version__",
     "check_limits",
@@ -84,6 +88,7 @@ __all__ = [
     "registered_schemes",
     "sample_record",
     "schema",
+    "server_record",
     "unpack",
     "write_samples",
 ]
