@@ -353,3 +353,20 @@ def test_local_index_uses_the_recorded_redis_when_nothing_is_given(
     monkeypatch.setenv("ATDATA_REDIS_URL", "redis://127.0.0.1:6391/0")  # the environment still wins
     assert "127.0.0.1:6391" in repr(LocalIndex())
     assert "6392" in repr(LocalIndex(port=6392))
+
+
+def test_dataloader_spawn_workers_read_an_entry_with_nothing_pickled_but_where(
+    stored_entry: Any, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, worker: Any
+) -> None:
+    """Real torch: DataLoader workers started with "spawn" resolve keys themselves (here from
+    their environment; the endpoint from the entry's recorded location)."""
+    from torch.utils.data import DataLoader
+
+    _, _, dataset = stored_entry
+    nothing_configured(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    loader = DataLoader(
+        dataset.ordered(batch_size=8), batch_size=None, num_workers=2, multiprocessing_context="spawn"
+    )
+    assert sorted(int(x) for batch in loader for x in batch.label) == list(range(40))
