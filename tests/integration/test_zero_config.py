@@ -366,7 +366,5 @@ def test_dataloader_spawn_workers_read_an_entry_with_nothing_pickled_but_where(
     nothing_configured(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
-    loader = DataLoader(
-        dataset.ordered(batch_size=8), batch_size=None, num_workers=2, multiprocessing_context="spawn"
-    )
+    loader = DataLoader(dataset.ordered(batch_size=8), batch_size=None, num_workers=2, multiprocessing_context="spawn")
     assert sorted(int(x) for batch in loader for x in batch.label) == list(range(40))
