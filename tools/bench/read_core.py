@@ -8,7 +8,11 @@ the ratio to the baseline of the same size, and each reader's peak RSS:
 
 - ``webdataset``: ``wds.WebDataset(urls, shardshuffle=False)`` + ``msgpack.unpackb``
   of each sample (the baseline; arrays stay ``.npy`` bytes, so it does less work);
-- ``ordered/32``, ``ordered/1`` (``batch_size=None``), ``shuffled/32``: ``atdata.Dataset``.
+- ``ordered/32``, ``ordered/1`` (``batch_size=None``), ``shuffled/32``: ``atdata.Dataset``;
+- ``ordered/32+verified``: ``ordered/32`` over URLs carrying a manifest (what an index
+  entry's ``data_urls`` carry), so every chunk is checked before it is decoded. Its row
+  compares it with ``ordered/32`` of the same run (the cost of verification), not with
+  webdataset. The manifests are computed before the clock starts.
 
 Each reader runs ``--epochs`` epochs, so peak RSS shows growth across epochs too.
 
@@ -34,7 +38,8 @@ from numpy.typing import NDArray
 
 import atdata
 
-READERS = ["webdataset", "ordered/32", "ordered/1", "shuffled/32"]
+READERS = ["webdataset", "ordered/32", "ordered/1", "shuffled/32", "ordered/32+verified"]
+VERIFIED = "+verified"
 PER_SHARD = 5_000
 
 
@@ -72,10 +77,26 @@ def write(directory: Path, kind: str, n: int) -> str:
     return str(directory / f"{kind}-{{000000..{shards - 1:06d}}}.tar")
 
 
+def with_manifests(url: str) -> list[str]:
+    """The shards of ``url``, each carrying its manifest record (as an index entry's URLs do)."""
+    from atdata.manifest import Manifest, ShardRecord, digest_stream
+
+    urls: list[str] = []
+    for shard in atdata.Dataset(url).shard_list:
+        with open(shard, "rb") as stream:
+            size, sha256, chunks = digest_stream(stream)
+        record = ShardRecord(shard, size, sum(1 for _ in atdata.Dataset(shard).raw_samples()), sha256, chunks)
+        urls.append(atdata.ShardURL(shard, manifest=Manifest((record,))))
+    return urls
+
+
 def child(reader: str, kind: str, url: str, epochs: int, clock_name: str) -> None:
     """Read every sample ``epochs`` times; print samples/s of the best epoch and peak RSS."""
     clock = time.process_time if clock_name == "cpu" else time.perf_counter
     sample_type = WORKLOADS[kind][0]
+    urls: str | list[str] = url
+    if reader.endswith(VERIFIED):
+        reader, urls = reader.removesuffix(VERIFIED), with_manifests(url)
     best = 0.0
     count = 0
     for epoch in range(epochs):
@@ -89,7 +110,7 @@ def child(reader: str, kind: str, url: str, epochs: int, clock_name: str) -> Non
                 msgpack.unpackb(sample["msgpack"])
                 count += 1
         else:
-            ds = atdata.Dataset[sample_type](url)
+            ds = atdata.Dataset[sample_type](urls)
             mode, size = reader.split("/")
             batch_size = None if size == "1" else int(size)
             loader = (
@@ -144,7 +165,7 @@ def main() -> None:
     print(
         f"# read_core: {os.cpu_count()} CPUs, best of {args.repeat}, {args.epochs} epochs per run, {args.clock} clock"
     )
-    print(f"{'workload':9} {'size':>5} {'samples':>8} {'reader':12} {'samples/s':>10} {'vs wds':>7} {'peak RSS':>9}")
+    print(f"{'workload':9} {'size':>5} {'samples':>8} {'reader':20} {'samples/s':>10} {'vs wds':>7} {'peak RSS':>9}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="atdata-bench-") as tmp:
         for kind in args.workloads:
@@ -154,16 +175,25 @@ def main() -> None:
                 directory.mkdir()
                 url = write(directory, kind, n)
                 baseline = None
+                rates: dict[str, float] = {}
                 for reader in ["webdataset", *[r for r in args.readers if r != "webdataset"]]:
                     result = measure(reader, kind, url, args.epochs, args.repeat, args.clock)
                     assert result["count"] == n, (reader, result, n)
                     baseline = baseline or result["rate"]
+                    rates[reader] = result["rate"]
                     print(
-                        f"{kind:9} {size:>4}x {n:>8} {reader:12} {result['rate']:>10,.0f} "
+                        f"{kind:9} {size:>4}x {n:>8} {reader:20} {result['rate']:>10,.0f} "
                         f"{result['rate'] / baseline:>6.2f}x {result['rss_mib']:>7.0f}MiB",
                         flush=True,
                     )
-                    if reader != "webdataset":
+                    unverified = rates.get(reader.removesuffix(VERIFIED))
+                    if reader.endswith(VERIFIED) and unverified is not None:
+                        rows.append(result_row(
+                            f"read {kind} {reader} vs unverified", result["rate"], unverified, "samples/s",
+                            size=f"{size}x ({n} samples)", baseline_name=f"{reader.removesuffix(VERIFIED)} unverified",
+                            peak_rss_mb=result["rss_mib"],
+                        ))  # fmt: skip
+                    elif reader != "webdataset":
                         rows.append(result_row(
                             f"read {kind} {reader}", result["rate"], baseline, "samples/s", size=f"{size}x ({n} samples)",
                             baseline_name="webdataset + msgpack", peak_rss_mb=result["rss_mib"],

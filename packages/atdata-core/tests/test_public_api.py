@@ -89,7 +89,7 @@ REEXPORTED = [
     "urls",
     "writing",
 ]
-NAMESPACES = ["cid", "errors", "names", "npy", "schema", "server_record"]
+NAMESPACES = ["cid", "errors", "manifest", "names", "npy", "schema", "server_record"]
 README = Path(__file__).resolve().parents[1] / "README.md"
 ADDONS = ("atdata.local", "atdata.index_redis", "atdata.store_s3", "atdata.atmosphere", "atdata.promote", "atdata.ray")
 

@@ -23,7 +23,7 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 import logging
 
-from . import cid, errors, names, npy, schema, server_record
+from . import cid, errors, manifest, names, npy, schema, server_record
 from ._version import __version__
 from .batch import SampleBatch
 from .dataset import Dataset, Loader, merge_state_dicts
@@ -78,6 +78,7 @@ __all__ = [
     "expand_urls",
     "fields_of",
     "local_path",
+    "manifest",
     "merge_state_dicts",
     "names",
     "new_key",

@@ -14,6 +14,8 @@ that builtin in, so existing ``except`` clauses keep working::
     │   └── AmbiguousEntry                    a CID several names share, where one entry is meant
     ├── SampleDecodeError (+ValueError)       bytes that are not a valid sample (names the field)
     ├── ShardError                            corrupt or truncated shard (names the shard URL and member)
+    │   └── ShardDigestMismatch               bytes differ from the shard's manifest (names range, digests)
+    │       └── ShardSizeMismatch             shard shorter or longer than its manifest records
     ├── UnsupportedURL (+ValueError)          a URL no registered opener can read
     ├── SchemaError                           type <-> schema record problems
     │   ├── UnsupportedFieldType (+TypeError) an annotation atdata cannot pack
@@ -64,7 +66,9 @@ __all__ = [
     "SchemaConflict",
     "SchemaError",
     "SchemaNotFound",
+    "ShardDigestMismatch",
     "ShardError",
+    "ShardSizeMismatch",
     "StoreError",
     "StoreUnavailable",
     "UnsupportedFieldType",
@@ -105,6 +109,21 @@ class ShardError(AtdataError):
 
     The message names the shard URL and, where known, the member.
     """
+
+
+class ShardDigestMismatch(ShardError):
+    """A chunk of a shard does not match the digest its manifest recorded at write time.
+
+    Raised by verified reads (URLs that carry a manifest, such as an index entry's
+    ``data_urls``) before any sample of that chunk is decoded, and by ``atdata verify``.
+    The message names the shard, the chunk and its byte range, and the expected and
+    actual digests; the samples before the chunk were intact and may have been yielded.
+    Restore the shard from a good copy, or re-insert the dataset.
+    """
+
+
+class ShardSizeMismatch(ShardDigestMismatch):
+    """A shard is shorter or longer than its manifest records (names both sizes)."""
 
 
 class UnsupportedURL(AtdataError, ValueError):

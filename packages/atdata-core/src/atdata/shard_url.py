@@ -4,7 +4,9 @@ An index entry's ``data_urls`` and ``write_shards``' result are lists of URLs, a
 must stay plain strings: the CID covers exactly those strings, users print and compare
 them, webdataset and ``open_url`` take them. Yet a reader in another process needs more
 than the string to read the shard: where its bucket lives (a :class:`StorageLocation`),
-and, to check it, what was measured when it was written. :class:`ShardURL` is a ``str``
+and, to check it, what was measured when it was written (its
+:class:`~atdata.manifest.Manifest`: sizes, sha256 and chunk digests, which the read path
+verifies every chunk against before decoding it). :class:`ShardURL` is a ``str``
 subclass that carries these facts beside the unchanged string value:
 
 - ``str(url)``, ``repr``, ``==``, ``hash`` and JSON encoding are the plain URL's, so
@@ -13,11 +15,8 @@ subclass that carries these facts beside the unchanged string value:
   ever a secret (a location is an endpoint and a region, never keys);
 - :meth:`ShardURL.to_json` / :meth:`ShardURL.from_json` are how an index stores them;
 - brace expansion (:func:`atdata.urls.expand_urls`) gives each shard of a pattern the
-  facts that hold for all of them (:attr:`ShardURL.SHARED`: the location), and a URL
-  naming one shard keeps all of its facts.
-
-``atdata.staging.WrittenShard`` (what ``write_shards`` returns) is a ``ShardURL`` whose
-``sha256``, ``size`` and ``num_samples`` are always known, plus the writer's bookkeeping.
+  facts that hold for all of them (:attr:`ShardURL.SHARED`: the location) and its own
+  record of the manifest, and a URL naming one shard keeps all of its facts.
 
 To carry a new fact, add it to :attr:`ShardURL.FIELDS` (and to ``SHARED`` if it holds
 for every shard of a brace pattern); values must be JSON-safe or have ``to_json`` /
@@ -31,6 +30,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from .errors import InvalidArgument
+from .manifest import Manifest
 
 __all__ = ["ShardURL", "StorageLocation"]
 
@@ -87,15 +87,19 @@ class ShardURL(str):
     sha256, size, num_samples
         The whole shard's hex sha256, byte size and sample count, as measured when it
         was written (only on a URL that names one shard).
+    manifest
+        The :class:`~atdata.manifest.Manifest` of the shards the URL names (one record
+        per shard): reads verify every chunk against it.
     """
 
-    FIELDS: ClassVar[tuple[str, ...]] = ("location", "sha256", "size", "num_samples")
+    FIELDS: ClassVar[tuple[str, ...]] = ("location", "sha256", "size", "num_samples", "manifest")
     SHARED: ClassVar[tuple[str, ...]] = ("location",)
 
     location: StorageLocation | None
     sha256: str | None
     size: int | None
     num_samples: int | None
+    manifest: Manifest | None
 
     def __new__(cls, url: str, **facts: Any) -> ShardURL:
         if not isinstance(url, str) or not url:
@@ -106,6 +110,9 @@ class ShardURL(str):
         location = facts.get("location")
         if location is not None and not isinstance(location, StorageLocation):
             raise InvalidArgument(f"ShardURL location={location!r:.200} is invalid: pass a StorageLocation or None")
+        manifest = facts.get("manifest")
+        if manifest is not None and not isinstance(manifest, Manifest):
+            raise InvalidArgument(f"ShardURL manifest={manifest!r:.200} is invalid: pass an atdata.manifest.Manifest")
         shard = super().__new__(cls, url)
         for name in cls.FIELDS:
             setattr(shard, name, facts.get(name))
@@ -125,12 +132,18 @@ class ShardURL(str):
         """The URLs this one names (``shards``, from brace expansion), each with the facts it keeps.
 
         A URL naming only itself keeps every fact; each shard of a pattern gets the
-        :attr:`SHARED` ones (per-shard facts cannot be told apart from the pattern).
+        :attr:`SHARED` ones (per-shard facts cannot be told apart from the pattern), and
+        its own record of the :attr:`manifest`.
         """
         if shards == [str(self)]:
             return [self]
         shared = {name: getattr(self, name) for name in self.SHARED if getattr(self, name) is not None}
-        return [ShardURL(shard, **shared) if shared else shard for shard in shards]
+        result: list[str] = []
+        for shard in shards:
+            record = self.manifest.get(shard) if self.manifest is not None else None
+            facts = {**shared, "manifest": Manifest((record,))} if record is not None else shared
+            result.append(ShardURL(shard, **facts) if facts else shard)
+        return result
 
     def to_json(self) -> dict[str, Any]:
         """The facts as JSON-safe values (an index stores this beside the plain URL)."""
@@ -144,6 +157,8 @@ class ShardURL(str):
         known = {name: facts[name] for name in cls.FIELDS if facts.get(name) is not None}
         if "location" in known:
             known["location"] = StorageLocation.from_json(known["location"])
+        if "manifest" in known:
+            known["manifest"] = Manifest.from_json(known["manifest"])
         return ShardURL(url, **known)
 
     def __reduce__(self) -> tuple[Any, ...]:

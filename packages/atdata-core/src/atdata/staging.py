@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._shard_upload import ShardUploads
 from .errors import AtdataError, InvalidArgument, StoreError
+from .manifest import Manifest, ShardRecord
 from .shard_url import ShardURL, StorageLocation
-from .writing import ShardWriter, check_limits
+from .writing import ShardInfo, ShardWriter, check_limits
 
 if TYPE_CHECKING:
     from .protocols import AbstractDataStore
@@ -129,7 +130,8 @@ class WrittenShard(ShardURL):
     ``key`` (its store key), ``insert_id`` and ``shard_index`` say which insert staged it and
     where it sits (the writer's bookkeeping: not facts an index records); ``sha256`` (hex
     digest of the whole tar), ``size`` (bytes) and ``num_samples`` let callers record
-    checksums next to the data so readers can verify it; ``location`` is where the store
+    checksums next to the data, ``manifest`` (its one-shard manifest, with the chunk
+    digests) lets readers verify it; ``location`` is where the store
     lives (``AbstractDataStore.location``: None for a local directory). (Not ``count`` or
     ``index``: they would hide str methods.)
     """
@@ -140,6 +142,7 @@ class WrittenShard(ShardURL):
     sha256: str
     size: int
     num_samples: int
+    manifest: Manifest
 
     def __new__(
         cls,
@@ -148,43 +151,26 @@ class WrittenShard(ShardURL):
         key: str,
         insert_id: str,
         shard_index: int,
-        sha256: str,
-        size: int,
-        num_samples: int,
+        record: ShardRecord,
         location: StorageLocation | None = None,
     ) -> WrittenShard:
+        facts = {"sha256": record.sha256, "size": record.size, "num_samples": record.num_samples}
         shard = cast(
             WrittenShard,  # ShardURL.__new__ builds cls
-            super().__new__(cls, url, sha256=sha256, size=size, num_samples=num_samples, location=location),
+            super().__new__(cls, url, **facts, location=location, manifest=Manifest((record,))),
         )
         shard.key, shard.insert_id, shard.shard_index = key, insert_id, shard_index
         return shard
 
     def __reduce__(self) -> tuple[Any, ...]:
-        fields = (self.key, self.insert_id, self.shard_index, self.sha256, self.size, self.num_samples, self.location)
+        fields = (self.key, self.insert_id, self.shard_index, self.manifest.shards[0], self.location)
         return (_written_shard, (str(self), *fields))
 
 
 def _written_shard(
-    url: str,
-    key: str,
-    insert_id: str,
-    shard_index: int,
-    sha256: str,
-    size: int,
-    num_samples: int,
-    location: StorageLocation | None = None,
+    url: str, key: str, insert_id: str, shard_index: int, record: ShardRecord, location: StorageLocation | None
 ) -> Any:
-    return WrittenShard(
-        url,
-        key=key,
-        insert_id=insert_id,
-        shard_index=shard_index,
-        sha256=sha256,
-        size=size,
-        num_samples=num_samples,
-        location=location,
-    )
+    return WrittenShard(url, key=key, insert_id=insert_id, shard_index=shard_index, record=record, location=location)
 
 
 class StagedInsert:
@@ -295,20 +281,15 @@ class StagedInsert:
                 f"writing shards to {self.store.url_for(self.prefix)!r} failed: {type(exc).__name__}: {exc} "
                 f"(the {len(keys)} shard(s) of this write were removed)"
             ) from exc
-        location = self.store.location
-        return [
-            WrittenShard(
-                self.store.url_for(keys[shard.index]),
-                key=keys[shard.index],
-                insert_id=self.insert_id,
-                shard_index=first_index + shard.index,
-                sha256=shard.sha256,
-                size=shard.size,
-                num_samples=shard.count,
-                location=location,
-            )
-            for shard in writer.shards
-        ]
+        return [self._written(keys[shard.index], first_index + shard.index, shard) for shard in writer.shards]
+
+    def _written(self, key: str, index: int, shard: ShardInfo) -> WrittenShard:
+        """The URL of staged shard ``key`` (shard ``index`` of the insert), carrying what the writer measured."""
+        url = self.store.url_for(key)
+        record = shard.record(url)
+        return WrittenShard(
+            url, key=key, insert_id=self.insert_id, shard_index=index, record=record, location=self.store.location
+        )
 
     def adopt(self, shards: Iterable[WrittenShard]) -> None:
         """Take charge of shards other processes staged for this insert, so that this

@@ -6,7 +6,8 @@ paths and ``file://`` URLs are read directly; any other scheme goes through the 
 registry in :mod:`atdata.openers`. Expansion happens once, when the dataset is built,
 so a malformed pattern fails there rather than in a DataLoader worker. A
 :class:`~atdata.shard_url.ShardURL` (an index entry's ``data_urls`` items) passes its
-shared facts, such as where its bucket lives, to every shard it expands to.
+facts to the shards it expands to: where its bucket lives, and each shard's own record
+of its manifest (what verified reads check).
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ def expand_urls(url: str | Sequence[str]) -> list[str]:
             raise UnsupportedURL(
                 f"malformed brace pattern in dataset URL {pattern!r}: {exc}. Use e.g. 'data-{{000000..000009}}.tar'."
             ) from exc
-        # A ShardURL's facts (where its bucket lives...) go with the shards it names.
         shards.extend(pattern.expanded(expanded) if isinstance(pattern, ShardURL) else expanded)
     return shards
 

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from .errors import InvalidArgument, UnsupportedURL
+from .manifest import ChunkHasher, ShardRecord
 
 __all__ = [
     "AtomicFileSink",
@@ -68,14 +69,20 @@ class ShardSink(Protocol):
 class ShardInfo:
     """What was written into one finished shard.
 
-    ``sha256`` is the hex digest of the whole tar file, computed while streaming, so
-    a reader can verify a shard without the writer ever holding it in memory.
+    ``sha256`` is the hex digest of the whole tar file and ``chunks`` the digests of its
+    fixed-size chunks (:class:`atdata.manifest.ChunkHasher`), both computed while
+    streaming, so a reader can verify a shard without the writer ever holding it in memory.
     """
 
     index: int
     count: int
     size: int
     sha256: str
+    chunks: tuple[str, ...] = ()
+
+    def record(self, url: str) -> ShardRecord:
+        """This shard's manifest record, for the URL it was stored under."""
+        return ShardRecord(url, self.size, self.count, self.sha256, self.chunks)
 
 
 def check_limits(maxcount: int | None, maxsize: int | None) -> None:
@@ -192,6 +199,7 @@ class ShardWriter:
         self._progress = progress
         self._sink: ShardSink | None = None
         self._hash = hashlib.sha256()
+        self._chunks = ChunkHasher()
         self._count = 0
         self._size = 0
         self._unreported = 0
@@ -230,6 +238,7 @@ class ShardWriter:
         for chunk in chunks:
             self._sink.write(chunk)
             self._hash.update(chunk)
+            self._chunks.update(chunk)
         self._last_key = key
         self._count += 1
         self._size += nbytes
@@ -268,11 +277,14 @@ class ShardWriter:
             sink.abort()
             raise
         self._hash.update(_END_OF_ARCHIVE)
+        self._chunks.update(_END_OF_ARCHIVE)
         self._size += len(_END_OF_ARCHIVE)
-        self.shards.append(ShardInfo(len(self.shards), self._count, self._size, self._hash.hexdigest()))
+        info = ShardInfo(len(self.shards), self._count, self._size, self._hash.hexdigest(), self._chunks.finish())
+        self.shards.append(info)
         if self._progress is not None:
             self._progress(self._unreported + len(_END_OF_ARCHIVE), 1)
         self._hash = hashlib.sha256()
+        self._chunks = ChunkHasher()
         self._count = self._size = self._unreported = 0
 
     def close(self) -> list[ShardInfo]:

@@ -10,6 +10,7 @@ Modules, in the order data flows through them:
 - ``prefetch``: opening a shard; local or remote is decided here; remote ones read ahead.
 - ``buffers``: chunk sizes, the buffer layout (headroom) and buffer reuse.
 - ``shard``: one shard's samples, chunk by chunk.
+- ``verify``: a shard's bytes checked against its manifest before they are walked.
 - ``tarwalk``: the tar walker (WebDataset's grouping, errors naming shard and offset).
 - ``tarfast``: the walker's vectorised path for WebDataset's own layout.
 - ``tarformat``: tar constants, header fields, checksums.

@@ -11,6 +11,10 @@ find the samples of each chunk. How the chunks are read depends on the source:
 - a prefetching stream: the chunks its thread read, each after the unfinished member of
   the chunk before, copied into the buffer's headroom (:mod:`atdata._read.buffers`);
 - any other stream: buffers that start with that unfinished member.
+
+A URL carrying a manifest (:mod:`atdata.manifest`) is verified on the way: each buffer
+is checked by a :class:`~atdata._read.verify.ChunkVerifier`, and only its verified part
+is walked (see :mod:`atdata._read.verify`).
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..errors import ShardDigestMismatch, ShardError
+from ..manifest import shard_record
 from .buffers import CHUNK, HEADROOM, read_into
 from .prefetch import Prefetcher, PrefetchStream, open_shard
 from .tarformat import Buffer
 from .tarwalk import ShardWalker
+from .verify import ChunkVerifier
 
 __all__ = ["ChunkSamples", "iter_chunks"]
 
@@ -71,32 +78,79 @@ def iter_chunks(
     ShardError
         After yielding every sample before the problem: a corrupt or truncated shard,
         naming the URL, byte offset and member.
+    ShardDigestMismatch
+        ``url`` carries a manifest and a chunk does not match it (or the size differs),
+        after yielding the samples of the chunks before it.
     """
     walker = ShardWalker(url)
+    record = shard_record(url)
+    verifier = ChunkVerifier(url, record) if record is not None else None
     with stream if stream is not None else open_shard(url, prefetcher) as source:
         reads: Generator[tuple[Buffer, bool], int | None, None]
         if isinstance(source, io.FileIO):
-            reads = _file_reads(source, chunk)
+            reads = _file_reads(source, chunk, record.chunk_size if record is not None else None)
         elif isinstance(source, PrefetchStream):
             reads = _prefetched_reads(source)
         else:
             reads = _stream_reads(source, chunk)
         next(reads)
         used: int | None = None
+        base = 0  # shard offset of the buffer read
         while True:
             buf, final = reads.send(used)
+            base += used or 0
+            damage = None
+            if verifier is not None:
+                buf, final, damage = _verified(verifier, buf, base, final)
             walked = walker.walk(buf, final)
             used = walked.consumed
             if walked.keys:
                 yield ChunkSamples(url, walked.keys, walked.views, walked.rows)
+            if damage is not None:
+                raise damage
             if walked.error is not None:
                 raise walked.error
             if walker.ended or final:
+                if verifier is not None and not final:
+                    _check_rest(verifier, reads, used, base)
                 return
 
 
-def _file_reads(source: io.FileIO, chunk: int) -> Generator[tuple[bytes, bool], int | None, None]:
-    """Chunks of a local file; each ``send`` says how much of the last chunk was used."""
+def _verified(verifier: ChunkVerifier, buf: Buffer, base: int, final: bool) -> tuple[Buffer, bool, ShardError | None]:
+    """The verified part of ``buf`` (a zero-copy view), whether it ends the shard, and the
+    error found in the rest, if any: the walker sees only bytes whose chunk matched."""
+    try:
+        usable = verifier.check(buf, base, final)
+    except ShardDigestMismatch as exc:
+        usable, damage = max(0, min(verifier.verified - base, len(buf))), exc
+        return memoryview(buf)[:usable], False, damage
+    if usable == len(buf):
+        return buf, final, None
+    return memoryview(buf)[:usable], False, None
+
+
+def _check_rest(
+    verifier: ChunkVerifier, reads: Generator[tuple[Buffer, bool], int | None, None], used: int, base: int
+) -> None:
+    """After the end-of-archive marker: read the shard to its end, so bytes past the
+    recorded size (or a damaged padding chunk) are caught too."""
+    while True:
+        buf, final = reads.send(used)
+        base += used
+        verifier.check(buf, base, final)
+        used = len(buf)
+        if final:
+            return
+
+
+def _file_reads(
+    source: io.FileIO, chunk: int, align: int | None = None
+) -> Generator[tuple[bytes, bool], int | None, None]:
+    """Chunks of a local file; each ``send`` says how much of the last chunk was used.
+
+    With ``align`` (a verified read's digest chunk size), each read ends at a multiple of
+    it, so the verifier checks the whole read at once and nothing is read twice for it.
+    """
     offset, want = 0, chunk
     used = yield b"", False  # priming
     while True:
@@ -104,6 +158,8 @@ def _file_reads(source: io.FileIO, chunk: int) -> Generator[tuple[bytes, bool], 
             offset += used
             # No complete member in the chunk: one member is larger; read enough for it.
             want = chunk if used else want * 2
+        if align is not None:
+            want = max((offset + want) // align, offset // align + 1) * align - offset
         source.seek(offset)
         buf = _read_exactly(source, want)
         used = yield buf, len(buf) < want
