@@ -98,10 +98,14 @@ class InsertKeys:
     def urls(self, shards: Sequence[WrittenShard]) -> list[str]:
         """The entry's URL list for ``shards`` (in order): one brace URL for shards
         0..n-1 of this insert, else each shard's own URL (shards written by many
-        processes may skip an index: a task that had no samples writes no shard)."""
+        processes may skip an index: a task that had no samples writes no shard).
+
+        Each URL is a :class:`~atdata.shard_url.ShardURL` carrying the manifest of the
+        shards it names, so the entry's reads are verified."""
         if [shard.shard_index for shard in shards] == list(range(len(shards))):
-            return [self.brace_url(shards)]
-        return [str(shard) for shard in shards]
+            manifest = Manifest(tuple(record for shard in shards for record in shard.manifest.shards))
+            return [ShardURL(self.brace_url(shards), manifest=manifest)]
+        return [ShardURL(str(shard), manifest=shard.manifest) for shard in shards]
 
     def brace_url(self, shards: Sequence[WrittenShard]) -> str:
         """One URL for ``shards`` 0..n-1 of this insert: ``.../data--{id}--{000000..00000N}.tar``.

@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 
 from atdata.errors import EntryNotFound, InvalidArgument
+from atdata.manifest import Manifest, ShardRecord
 from atdata.protocols import AbstractIndex
+from atdata.shard_url import ShardURL
 from atdata.testing.index import REF, FakeDataset, IndexConformance
 
+from ._entry import content_cid
 from ._index import LocalIndex
 
 __all__ = ["LocalIndexConformance", "raw_keys"]
@@ -75,3 +78,17 @@ class LocalIndexConformance(IndexConformance):
         with pytest.raises(InvalidArgument, match=f"CID or name.*got {bad!r}"):
             index.remove_entry(bad)
         assert index.get_entry_by_name("r").data_urls == ["r.tar"]
+
+    def test_shard_url_facts_are_stored_and_returned_outside_the_cid(self, index: AbstractIndex) -> None:
+        # An entry's data_urls carry their shard manifest (what verified reads check); the
+        # CID covers the plain URL strings only, so it equals the CID of the bare URLs.
+        record = ShardRecord("m-0.tar", 2048, 1, "a" * 64, ("b" * 32,))
+        url = ShardURL("m-{0..0}.tar", manifest=Manifest((record,)))
+        entry = index.add_entry(FakeDataset(url), name="m", schema_ref=REF)
+        assert entry.cid == content_cid(REF, ["m-{0..0}.tar"])
+        for got in (entry, index.get_entry(entry.cid), index.get_entry_by_name("m")):
+            (stored,) = got.data_urls
+            assert isinstance(stored, ShardURL) and str(stored) == "m-{0..0}.tar"
+            assert stored.manifest == Manifest((record,))
+        plain = index.add_entry(FakeDataset("p.tar"), name="p", schema_ref=REF)
+        assert type(index.get_entry(plain.cid).data_urls[0]) is str

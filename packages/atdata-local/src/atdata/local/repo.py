@@ -7,7 +7,10 @@ An insert is one :class:`atdata.staging.StagedInsert` (the failure rule lives th
    before gigabytes are uploaded) and the hive's owner is checked (``_owner``),
 2. the insert stages its shards ``{prefix}/data--{insert_id}--{i:06d}.tar``,
 3. the dataset's metadata ``{prefix}/data--{insert_id}--metadata.msgpack`` (if it has any),
-4. and a content record ``{prefix}/content/{digest}--{insert_id}.json`` (``_content``),
+4. and a content record ``{prefix}/content/{digest}--{insert_id}.json`` (``_content``):
+   the shard manifest (size, sample count, sha256 and chunk digests of every shard) with
+   the entry's schema ref and URLs; the entry's URL carries the same manifest, so reads
+   of it are verified,
 5. then commits: the index entry, in ONE atomic write. Only this makes the data visible.
 
 A failure before step 5 deletes what steps 2-4 staged. A crash (SIGKILL, power loss)
@@ -290,7 +293,9 @@ class Repo:
             # Identical content is already indexed: drop the copy, reuse the original.
             log.info("content of %r is already stored as %s: reusing it", name, existing["data_urls"])
             staged.abort()
-            urls, metadata_url = existing["data_urls"], existing.get("metadata_url")
+            metadata_url = existing.get("metadata_url")
+            # The entry's own URLs: they carry the stored copy's manifest.
+            urls = self.index.get_entry(entry_cid(content.schema_ref, existing["data_urls"])).data_urls
         else:
             urls = staged.keys.urls(content.shards)
             staged.write_bytes(staged.keys.content(content.digest), content.record(urls, metadata_url))
