@@ -301,7 +301,10 @@ class Repo:
             staged.write_bytes(staged.keys.content(content.digest), content.record(urls, metadata_url))
         location = self.store.location
         if location is not None:  # where the bucket lives: the index records it for other processes
-            urls = [ShardURL(str(url), location=location) for url in urls]
+            urls = [
+                url.with_facts(location=location) if isinstance(url, ShardURL) else ShardURL(url, location=location)
+                for url in urls
+            ]
         stored: atdata.Dataset[Any] = atdata.Dataset(
             urls[0] if len(urls) == 1 else urls, metadata_url, sample_type=sample_type
         )
