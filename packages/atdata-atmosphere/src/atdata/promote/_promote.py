@@ -148,7 +148,7 @@ def _s3_settings(bucket: str, endpoint: str | None, region: str | None) -> tuple
         from atdata.store_s3.reading import _settings_for
     except ImportError:
         return None, region
-    credentials, _ = _settings_for(bucket)
+    credentials, _ = _settings_for(f"s3://{bucket}/key")  # settings are per bucket: any key
     return credentials.endpoint_url, region or credentials.region or ("us-east-1" if credentials.endpoint_url else None)
 
 
