@@ -115,7 +115,7 @@ class ShardDigestMismatch(ShardError):
     """A chunk of a shard does not match the digest its manifest recorded at write time.
 
     Raised by verified reads (URLs that carry a manifest, such as an index entry's
-    ``data_urls``) before any sample of that chunk is decoded, and by ``atdata verify``.
+    ``data_urls``) before any sample of that chunk is decoded.
     The message names the shard, the chunk and its byte range, and the expected and
     actual digests; the samples before the chunk were intact and may have been yielded.
     Restore the shard from a good copy, or re-insert the dataset.

@@ -11,7 +11,7 @@ Chunks use XXH3-128 (``xxhash``), not sha256: measured on this project's machine
 sha256 hashes at ~0.25 GB/s (no SHA extensions), slower than the reader decodes, while
 XXH3-128 runs at ~6 GB/s, so verified reads stay within 10% of unverified ones. The
 chunk digests catch corruption (flipped bits, torn writes, truncation); the whole-file
-sha256 (checked by ``atdata verify``) is the cryptographic check.
+sha256 is the cryptographic check.
 
 Wire format (JSON, UTF-8; the core README shows an example)::
 
@@ -107,7 +107,7 @@ class ChunkHasher:
 def digest_stream(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> tuple[int, str, tuple[str, ...]]:
     """The size, sha256 and chunk digests of everything ``stream`` holds, in one pass.
 
-    What ``atdata verify`` compares with a manifest record, computed the way the writer does.
+    What a check of a stored shard compares with its record, computed the way the writer does.
     """
     whole, chunks, size = hashlib.sha256(), ChunkHasher(chunk_size), 0
     while True:
