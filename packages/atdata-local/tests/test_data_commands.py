@@ -139,7 +139,7 @@ def test_insert_ls_show_schemas_gc_on_a_directory_hive(
     # Another index may not collect (or write into) this hive.
     other = ["--redis-url", conn[1], "--key-prefix", conn[3] + "other:"]
     code, _, err = run(capsys, "gc", "--grace", "0", *other, *hive)
-    assert code == 1 and "belongs to the index with key_prefix=" in err
+    assert code == 1 and "belongs to the index with index_id=" in err
 
 
 def test_names_sharing_content_are_listed_and_removed_one_by_one(

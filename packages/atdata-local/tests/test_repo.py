@@ -346,7 +346,7 @@ def test_a_hive_belongs_to_one_index(disk_repo: Repo, source: atdata.Dataset[Poi
     stranger = Repo(
         hive_path=str(disk_repo.store.root), redis=redis_server.url, key_prefix=disk_repo.index.key_prefix + "x:"
     )  # type: ignore[attr-defined]
-    with pytest.raises(InvalidArgument, match="belongs to the index with key_prefix="):
+    with pytest.raises(InvalidArgument, match="belongs to the index with index_id="):
         stranger.insert(source, name="theirs")
     with pytest.raises(InvalidArgument, match="refusing gc"):
         stranger.gc(grace=0)

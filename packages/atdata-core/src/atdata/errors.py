@@ -11,7 +11,8 @@ that builtin in, so existing ``except`` clauses keep working::
     AtdataError
     ├── InvalidArgument (+ValueError)         a parameter value is out of range or of the wrong type
     │   ├── MissingField (+TypeError)         a sample class called without a required field
-    │   └── AmbiguousEntry                    a CID several names share, where one entry is meant
+    │   ├── AmbiguousEntry                    a CID several names share, where one entry is meant
+    │   └── HiveOwnedElsewhere                a hive another index owns, or one holding data no index claims
     ├── SampleDecodeError (+ValueError)       bytes that are not a valid sample (names the field)
     ├── ShardError                            corrupt or truncated shard (names the shard URL and member)
     │   └── ShardDigestMismatch               bytes differ from the shard's manifest (names range, digests)
@@ -53,6 +54,7 @@ __all__ = [
     "CredentialsError",
     "CredentialsRefused",
     "EntryNotFound",
+    "HiveOwnedElsewhere",
     "IndexConnectionError",
     "IndexServerError",
     "InvalidArgument",
@@ -174,6 +176,16 @@ class AmbiguousEntry(InvalidArgument):
 
     Names are pointers: each is its own entry, and a change to one never drops another.
     The message lists the names; pass one of them, or the entry itself.
+    """
+
+
+class HiveOwnedElsewhere(InvalidArgument):
+    """An insert or gc through an index that does not own the hive (names the owner).
+
+    gc deletes what its index does not reference, so a second index writing to or
+    collecting in a hive would delete the first one's datasets. Also raised when a hive
+    holds inserted data but no owner record: adopting it must be asked for explicitly
+    (``Repo.adopt_hive()``, ``atdata adopt``).
     """
 
 

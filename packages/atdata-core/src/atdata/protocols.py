@@ -157,7 +157,8 @@ class AbstractIndex(abc.ABC):
         index whose record differs: gc deletes what its index does not reference, so two
         indexes sharing a hive would delete each other's data. Override it with values that
         are equal for the same index in every process and connection (``LocalIndex``: its
-        key prefix); the default, the index's repr, is safe but strict.
+        ``index_id``, created once and kept in Redis); the default, the index's repr, is
+        safe but strict.
         """
         return {"index": repr(self)}
 

@@ -116,8 +116,12 @@ class LocalIndex(SchemaMethods, ListingMethods, AbstractIndex):  # type: ignore[
 
     @property
     def owner_record(self) -> dict[str, str]:
-        """What a hive's owner record holds about this index (``AbstractIndex.owner_record``)."""
-        return {"key_prefix": self.key_prefix}
+        """What a hive's owner record holds about this index: its :attr:`index_id`.
+
+        Not the key prefix: another Redis database, another server or a flushed Redis
+        with the same prefix is another index (with another id), and must not gc the hive.
+        """
+        return {"index_id": self.index_id}
 
     @property
     def redis(self) -> Any:

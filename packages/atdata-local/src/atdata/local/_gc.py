@@ -31,12 +31,14 @@ class GcReport:
 
     ``removed`` lists the URLs deleted (or, with ``dry_run``, that would be);
     ``kept_recent`` counts unreferenced objects spared because their run is younger
-    than the grace period (an insert may still be running).
+    than the grace period (an insert may still be running); ``kept_adopted`` counts
+    objects of inserts the hive held when it was adopted (``Repo.adopt_hive``).
     """
 
     removed: list[str]
     removed_bytes: int
     kept_recent: int
+    kept_adopted: int
     referenced: int
     dry_run: bool
 
@@ -54,9 +56,19 @@ def grace_seconds(grace: Any) -> float:
 
 
 def collect(
-    index: AbstractIndex, store: AbstractDataStore, root_key: str, *, seconds: float, dry_run: bool, force: bool
+    index: AbstractIndex,
+    store: AbstractDataStore,
+    root_key: str,
+    *,
+    seconds: float,
+    dry_run: bool,
+    force: bool,
+    keep: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> GcReport:
-    """Find (and unless ``dry_run``, delete) the unreferenced inserts under ``root_key``."""
+    """Find (and unless ``dry_run``, delete) the unreferenced inserts under ``root_key``.
+
+    ``keep``: insert ids never collected (what an adopted hive already held).
+    """
     referenced = _referenced_urls(index)
     inserts: dict[str, list[ObjectInfo]] = {}
     for info in store.list_objects(root_key):
@@ -66,7 +78,11 @@ def collect(
     cutoff = time.time() - seconds
     doomed: list[ObjectInfo] = []
     kept_recent = 0
-    for objects in inserts.values():
+    kept_adopted = 0
+    for insert_id, objects in inserts.items():
+        if insert_id in keep:
+            kept_adopted += len(objects)
+            continue
         if any(info.url in referenced for info in objects):
             continue
         if max(info.mtime for info in objects) > cutoff:
@@ -86,6 +102,7 @@ def collect(
         removed=[info.url for info in doomed],
         removed_bytes=sum(info.size for info in doomed),
         kept_recent=kept_recent,
+        kept_adopted=kept_adopted,
         referenced=len(referenced),
         dry_run=dry_run,
     )

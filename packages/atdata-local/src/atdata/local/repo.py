@@ -358,16 +358,37 @@ class Repo:
 
         Raises
         ------
+        HiveOwnedElsewhere
+            The hive belongs to another index (:meth:`adopt_hive` takes it on purpose).
         InvalidArgument
-            The hive belongs to another index; or the index is empty while the hive
+            The index is empty while the hive
             holds inserted data (a reset or wrong Redis would make gc delete
             everything: pass ``force=True`` if that is really meant).
         IndexConnectionError, StoreError
             Redis or the store failed; nothing is deleted unless the index was read whole.
         """
         seconds = _gc.grace_seconds(grace)
-        _owner.check_owner(self._hive, self.index)
-        return _gc.collect(self.index, self.store, self._hive.root_key, seconds=seconds, dry_run=dry_run, force=force)
+        owner = _owner.check_owner(self._hive, self.index)
+        return _gc.collect(
+            self.index,
+            self.store,
+            self._hive.root_key,
+            seconds=seconds,
+            dry_run=dry_run,
+            force=force,
+            keep=set(_owner.adopted_inserts(owner)),
+        )
+
+    def adopt_hive(self) -> dict[str, Any]:
+        """Make :attr:`index` the owner of this hive, on purpose; returns the new owner record.
+
+        For a hive whose owning index is gone (a flushed or lost Redis) or that holds data
+        but no owner record. Inserts and gc through this index then work; every insert
+        already in the hive is recorded in the owner record and gc never deletes it (its
+        datasets are in no entry of this index, so they would otherwise look unreferenced).
+        Re-insert such data to index it again.
+        """
+        return _owner.adopt(self._hive, self.index)
 
 
 # -- helpers ----------------------------------------------------------------------------

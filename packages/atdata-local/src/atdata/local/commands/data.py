@@ -388,5 +388,7 @@ def _gc(args: argparse.Namespace, out: Output) -> int:
     lines += [f"  {url}" for url in report.removed]
     if report.kept_recent:
         lines.append(f"kept {report.kept_recent} unreferenced object(s) younger than the grace period")
+    if report.kept_adopted:
+        lines.append(f"kept {report.kept_adopted} object(s) the hive held when it was adopted")
     out.emit(report.to_dict(), "\n".join(lines))
     return 0
