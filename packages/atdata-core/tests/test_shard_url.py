@@ -16,6 +16,7 @@ from atdata import openers
 from atdata.cid import generate_cid
 from atdata.disk_store import DiskDataStore
 from atdata.errors import InvalidArgument, UnsupportedURL
+from atdata.manifest import ShardRecord
 from atdata.shard_url import ShardURL, StorageLocation
 from atdata.staging import WrittenShard
 from atdata.urls import expand_urls
@@ -31,9 +32,8 @@ class Row:
 
 
 def written(url: str) -> WrittenShard:
-    return WrittenShard(
-        url, key="k.tar", insert_id="i", shard_index=0, sha256="ab" * 32, size=1, num_samples=1, location=HERE
-    )
+    record = ShardRecord(url, size=1, num_samples=1, sha256="ab" * 32, chunks=("0" * 32,))
+    return WrittenShard(url, key="k.tar", insert_id="i", shard_index=0, record=record, location=HERE)
 
 
 def test_the_string_value_is_the_url_unchanged() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -13,7 +14,18 @@ from atdata.local.servers import RedisServer, S3Server
 
 
 @pytest.fixture
-def s3_repo(s3_server: S3Server, redis_server: RedisServer, ray_cluster: object) -> Iterator[Repo]:
+def s3_credentials_file(s3_server: S3Server, tmp_path: Path) -> str:
+    """The S3 keys as a credentials file: its path travels to Ray workers, the keys never do
+    (a pickled store drops keys given as a dict, so workers would have none)."""
+    path = tmp_path / "s3.env"
+    path.write_text("".join(f"{key}={value}\n" for key, value in s3_server.credentials.items()))
+    return str(path)
+
+
+@pytest.fixture
+def s3_repo(
+    s3_server: S3Server, redis_server: RedisServer, ray_cluster: object, s3_credentials_file: str
+) -> Iterator[Repo]:
     """A Repo over a fresh bucket and a fresh key prefix, with the Ray cluster up."""
     bucket = f"ray-{uuid.uuid4().hex[:12]}"
     client = boto3.client(
@@ -25,7 +37,7 @@ def s3_repo(s3_server: S3Server, redis_server: RedisServer, ray_cluster: object)
     )
     client.create_bucket(Bucket=bucket)
     yield Repo(
-        s3_credentials=s3_server.credentials,
+        s3_credentials=s3_credentials_file,
         hive_path=f"{bucket}/datasets",
         redis=redis_server.url,
         key_prefix=f"test-{uuid.uuid4().hex}:",

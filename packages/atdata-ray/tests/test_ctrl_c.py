@@ -46,11 +46,11 @@ def shards(repo: Repo) -> list[str]:
 
 
 def test_ctrl_c_on_the_driver_leaves_no_entry_and_gc_no_shard(
-    s3_repo: Repo, s3_server, redis_server, ray_cluster
+    s3_repo: Repo, s3_server, redis_server, ray_cluster, s3_credentials_file
 ) -> None:
     conf = {
         "address": ray_cluster.address,
-        "credentials": s3_server.credentials,
+        "credentials": s3_credentials_file,
         "hive": f"{s3_repo.store.bucket}/{s3_repo.prefix}",
         "redis": redis_server.url,
         "key_prefix": s3_repo.index.key_prefix,
