@@ -218,9 +218,9 @@ def test_write_samples_failure_removes_its_shards(tmp_path: Path) -> None:
     size=st.integers(0, 2**40),
 )
 def test_fast_header_is_byte_identical_to_tarfile(name: str, size: int) -> None:
-    from atdata.writing import _member_header, _tarfile_header
+    from atdata._tar_member import member_header, tarfile_header
 
-    assert _member_header(name, size) == _tarfile_header(name, size)
+    assert member_header(name, size) == tarfile_header(name, size)
 
 
 @atdata.packable

@@ -21,13 +21,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tarfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
+from ._tar_member import BLOCK, END_OF_ARCHIVE, ZEROS, member_header, sample_record
 from .errors import InvalidArgument, UnsupportedURL
 from .manifest import ChunkHasher, ShardRecord
 
@@ -43,9 +43,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_BLOCK = tarfile.BLOCKSIZE
-_END_OF_ARCHIVE = b"\0" * (2 * _BLOCK)
-_ZEROS = b"\0" * _BLOCK
 # Progress is reported at most every this many bytes (and at every shard end), so a
 # per-sample callback never dominates the cost of writing small samples.
 _PROGRESS_EVERY = 4 << 20
@@ -94,73 +91,8 @@ def check_limits(maxcount: int | None, maxsize: int | None) -> None:
             raise InvalidArgument(f"{name}={value!r} is invalid: pass a positive int, or None for no limit")
 
 
-def sample_record(sample: Any) -> tuple[str, bytes]:
-    """The ``(key, msgpack bytes)`` of a sample in any of the accepted shapes.
-
-    Raises
-    ------
-    InvalidArgument
-        Anything else, or a key webdataset would split or skip (see :func:`_check_key`).
-    """
-    if isinstance(sample, tuple) and len(sample) == 2:
-        key, payload = sample
-    else:
-        record = sample.as_wds if hasattr(sample, "as_wds") else sample
-        if not isinstance(record, Mapping) or "__key__" not in record or "msgpack" not in record:
-            raise InvalidArgument(
-                f"cannot write {type(sample).__name__!r} as a sample: pass a packable sample, a "
-                "{'__key__': str, 'msgpack': bytes} dict, or a (key, msgpack_bytes) pair"
-            )
-        key, payload = record["__key__"], record["msgpack"]
-    if not isinstance(payload, (bytes, bytearray, memoryview)):
-        raise InvalidArgument(f"sample {key!r}: msgpack payload is {type(payload).__name__}, expected bytes")
-    _check_key(key)
-    return key, bytes(payload) if not isinstance(payload, bytes) else payload
-
-
-def _check_key(key: object) -> None:
-    # webdataset groups tar members into samples by the name up to the first dot of
-    # the basename, and skips names like "__meta__": such keys would read back wrong.
-    if not isinstance(key, str) or not key:
-        raise InvalidArgument(f"sample key {key!r} is invalid: keys are non-empty strings")
-    base = key.rsplit("/", 1)[-1]
-    if not base or "." in base or (base.startswith("__") and base.endswith("__")) or "\0" in key:
-        raise InvalidArgument(
-            f"sample key {key!r} is invalid: webdataset would split or skip it; use a key "
-            "without '.' in its last path component, not ending in '/', not of the form '__x__'"
-        )
-
-
 def _type_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _tarfile_header(name: str, size: int) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mode = 0o444
-    # A fixed mtime makes identical samples give byte-identical shards (same sha256).
-    info.mtime = 0
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-
-
-# The fast path fills name, size and checksum into tarfile's own header for an empty
-# member: 5x faster than tarfile.tobuf, which dominated writing small samples. Names
-# tarfile would extend with a pax header (non-ASCII, over 100 bytes) take the slow path.
-_TEMPLATE = _tarfile_header("", 0)
-_TEMPLATE_SUM = sum(_TEMPLATE[100:124]) + sum(_TEMPLATE[136:148]) + sum(_TEMPLATE[156:]) + 8 * ord(" ")
-_MAX_USTAR_SIZE = 8**11 - 1
-
-
-def _member_header(name: str, size: int) -> bytes:
-    if len(name) > 100 or size > _MAX_USTAR_SIZE or not name.isascii():
-        return _tarfile_header(name, size)
-    raw = name.encode("ascii")
-    size_field = b"%011o\0" % size
-    checksum = b"%06o\0 " % (_TEMPLATE_SUM + sum(raw) + sum(size_field))
-    return b"".join(
-        (raw, bytes(100 - len(raw)), _TEMPLATE[100:124], size_field, _TEMPLATE[136:148], checksum, _TEMPLATE[156:])
-    )
 
 
 class ShardWriter:
@@ -224,17 +156,17 @@ class ShardWriter:
         if key == self._last_key:
             # Consecutive equal keys would merge into one sample when read back.
             raise InvalidArgument(f"sample key {key!r} repeats the previous sample's key: keys must be unique")
-        header = _member_header(key + ".msgpack", len(payload))
-        pad = -len(payload) % _BLOCK
+        header = member_header(key + ".msgpack", len(payload))
+        pad = -len(payload) % BLOCK
         nbytes = len(header) + len(payload) + pad
         if self._sink is not None and self._full(nbytes):
             self._finish_shard()
         if self._sink is None:
             self._sink = self._open_sink(len(self.shards))
         if len(payload) < _JOIN_BELOW:  # one call per sample beats avoiding a small copy
-            chunks: tuple[bytes, ...] = (b"".join((header, payload, _ZEROS[:pad])),)
+            chunks: tuple[bytes, ...] = (b"".join((header, payload, ZEROS[:pad])),)
         else:
-            chunks = (header, payload, _ZEROS[:pad]) if pad else (header, payload)
+            chunks = (header, payload, ZEROS[:pad]) if pad else (header, payload)
         for chunk in chunks:
             self._sink.write(chunk)
             self._hash.update(chunk)
@@ -265,24 +197,24 @@ class ShardWriter:
     def _full(self, nbytes: int) -> bool:
         if self._maxcount is not None and self._count >= self._maxcount:
             return True
-        return self._maxsize is not None and self._size + nbytes + len(_END_OF_ARCHIVE) > self._maxsize
+        return self._maxsize is not None and self._size + nbytes + len(END_OF_ARCHIVE) > self._maxsize
 
     def _finish_shard(self) -> None:
         sink, self._sink = self._sink, None
         assert sink is not None  # only called with an open shard
         try:
-            sink.write(_END_OF_ARCHIVE)
+            sink.write(END_OF_ARCHIVE)
             sink.commit()
         except BaseException:
             sink.abort()
             raise
-        self._hash.update(_END_OF_ARCHIVE)
-        self._chunks.update(_END_OF_ARCHIVE)
-        self._size += len(_END_OF_ARCHIVE)
+        self._hash.update(END_OF_ARCHIVE)
+        self._chunks.update(END_OF_ARCHIVE)
+        self._size += len(END_OF_ARCHIVE)
         info = ShardInfo(len(self.shards), self._count, self._size, self._hash.hexdigest(), self._chunks.finish())
         self.shards.append(info)
         if self._progress is not None:
-            self._progress(self._unreported + len(_END_OF_ARCHIVE), 1)
+            self._progress(self._unreported + len(END_OF_ARCHIVE), 1)
         self._hash = hashlib.sha256()
         self._chunks = ChunkHasher()
         self._count = self._size = self._unreported = 0
