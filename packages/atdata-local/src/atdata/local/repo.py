@@ -13,6 +13,8 @@ An insert is one :class:`atdata.staging.StagedInsert` (the failure rule lives th
    of it are verified,
 5. then commits: the index entry, in ONE atomic write. Only this makes the data visible.
 
+Steps 3-5 are ``_commit.publish`` (which reuses identical content already indexed).
+
 A failure before step 5 deletes what steps 2-4 staged. A crash (SIGKILL, power loss)
 leaves at worst objects that no entry references, never an entry without its data;
 :meth:`Repo.gc` (``_gc``) removes such objects once nothing has touched their insert
@@ -32,24 +34,21 @@ spec's constructor builds a ``LocalIndex`` and the store ``hive_path`` names;
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import atdata
-from atdata.cid import entry_cid
-from atdata.errors import EntryNotFound, InvalidArgument
+from atdata.errors import InvalidArgument
 from atdata.index_redis import LocalIndex
 from atdata.names import check_hive_path_chars
 from atdata.protocols import AbstractDataStore, AbstractIndex, DatasetLike, IndexEntry
-from atdata.shard_url import ShardURL
-from atdata.staging import InsertKeys, StagedInsert, WrittenShard
+from atdata.staging import StagedInsert, WrittenShard
 from atdata.writing import check_limits
 
 from . import _gc, _owner
+from ._commit import publish
 from ._content import Content
 from ._gc import GcReport
 from ._hive import Hive, parse_hive_path
@@ -58,8 +57,6 @@ from ._pending import PendingInsert
 from ._progress import InsertProgress
 
 __all__ = ["DEFAULT_GRACE", "DEFAULT_MAXCOUNT", "DEFAULT_MAXSIZE", "GcReport", "PendingInsert", "Repo"]
-
-log = logging.getLogger(__name__)
 
 #: Default shard limits (webdataset's ``ShardWriter`` defaults): ``None`` means no limit.
 DEFAULT_MAXCOUNT = 100_000
@@ -228,7 +225,7 @@ class Repo:
                 meta_bytes = dataset_metadata(dataset)
                 shards = _stage_shards(staged, samples, progress, name, limits)
             content = Content(schema_ref, shards, meta_bytes)
-            return self._publish(staged, content, sample_type, name=name, metadata=metadata)
+            return publish(self.index, staged, content, sample_type, name=name, metadata=metadata)
 
     def stage_insert(
         self,
@@ -279,62 +276,9 @@ class Repo:
             raise
         with pending.staged as staged:
             content = Content(pending.schema_ref, ordered, None)
-            return self._publish(staged, content, pending.sample_type, name=pending.name, metadata=pending.metadata)
-
-    def _publish(
-        self, staged: StagedInsert, content: Content, sample_type: type, *, name: str, metadata: dict[str, Any] | None
-    ) -> tuple[IndexEntry, atdata.Dataset[Any]]:
-        """Steps 3-5 of an insert: metadata and content record staged, then the entry committed."""
-        metadata_url = None
-        if content.meta_bytes is not None:
-            metadata_url = staged.write_bytes(staged.keys.metadata, content.meta_bytes)
-        existing = self._find_content(content)
-        if existing is not None:
-            # Identical content is already indexed: drop the copy, reuse the original.
-            log.info("content of %r is already stored as %s: reusing it", name, existing["data_urls"])
-            staged.abort()
-            metadata_url = existing.get("metadata_url")
-            # The entry's own URLs: they carry the stored copy's manifest.
-            urls = self.index.get_entry(entry_cid(content.schema_ref, existing["data_urls"])).data_urls
-        else:
-            urls = staged.keys.urls(content.shards)
-            staged.write_bytes(staged.keys.content(content.digest), content.record(urls, metadata_url))
-        location = self.store.location
-        if location is not None:  # where the bucket lives: the index records it for other processes
-            urls = [
-                url.with_facts(location=location) if isinstance(url, ShardURL) else ShardURL(url, location=location)
-                for url in urls
-            ]
-        stored: atdata.Dataset[Any] = atdata.Dataset(
-            urls[0] if len(urls) == 1 else urls, metadata_url, sample_type=sample_type
-        )
-        entry = staged.commit(
-            lambda: self.index.add_entry(stored, name=name, schema_ref=content.schema_ref, metadata=metadata),
-            may_have_landed=lambda: self._maybe_indexed(content.schema_ref, urls),
-        )
-        return entry, stored
-
-    def _maybe_indexed(self, schema_ref: str, urls: list[str]) -> bool:
-        """After a failed index write: could the entry exist anyway (reply lost)?"""
-        try:
-            self.index.get_entry(entry_cid(schema_ref, urls))
-        except EntryNotFound:
-            return False
-        except Exception:  # noqa: BLE001 - cannot tell: keeping the objects is the safe side
-            return True
-        return True
-
-    def _find_content(self, content: Content) -> dict[str, Any] | None:
-        """The content record of an indexed entry with this content, if there is one."""
-        for info in self.store.list_objects(InsertKeys.content_prefix(self.prefix, content.digest)):
-            with self.store.open_read(info.url) as stream:
-                record: dict[str, Any] = json.loads(stream.read())
-            try:
-                self.index.get_entry(entry_cid(content.schema_ref, record["data_urls"]))
-            except EntryNotFound:
-                continue  # a crashed or removed insert's record: gc's business
-            return record
-        return None
+            return publish(
+                self.index, staged, content, pending.sample_type, name=pending.name, metadata=pending.metadata
+            )
 
     # -- gc ---------------------------------------------------------------------------
 
