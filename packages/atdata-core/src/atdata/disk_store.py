@@ -9,6 +9,7 @@ on commit, so a crash never leaves a half shard under a final name, and URLs are
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -67,6 +68,18 @@ class DiskDataStore(AbstractDataStore):
             return open(path, "rb")
         except FileNotFoundError as exc:
             raise ObjectNotFound(f"no object at {url!r}") from exc
+
+    def object_size(self, url: str) -> int | None:
+        path = local_path(url)
+        if path is None:
+            raise InvalidArgument(f"{url!r} is not a file:// URL of {self!r}")
+        try:
+            info = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot stat {url!r}: {exc}") from exc
+        return info.st_size if stat.S_ISREG(info.st_mode) else None  # a directory is no object
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:

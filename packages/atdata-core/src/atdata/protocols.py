@@ -191,8 +191,8 @@ class ObjectInfo:
 class AbstractDataStore(abc.ABC):
     """Object storage for shards, addressed by key under one root (a bucket, a directory).
 
-    Backends implement five primitives: ``open_write``, ``open_read``, ``delete``,
-    ``list_objects`` and ``url_for``. ``write_shards`` and ``write_bytes`` are built on
+    Backends implement six primitives: ``open_write``, ``open_read``, ``object_size``,
+    ``delete``, ``list_objects`` and ``url_for``. ``write_shards`` and ``write_bytes`` are built on
     them once (``write_shards`` through :mod:`atdata.staging`), so the failure rule
     holds for every backend: if a write fails, open writers are aborted and every shard
     the call wrote is deleted before the error is raised, so nothing half-written survives.
@@ -212,6 +212,16 @@ class AbstractDataStore(abc.ABC):
     @abc.abstractmethod
     def open_read(self, url: str) -> BinaryIO:
         """A readable stream of the object at ``url``; raises ``ObjectNotFound``."""
+
+    @abc.abstractmethod
+    def object_size(self, url: str) -> int | None:
+        """The size in bytes of the object at ``url``, or None when there is none.
+
+        One cheap request (a ``stat``, an S3 ``HEAD``), never a read of the object: what a
+        check that a stored copy is still whole (``Repo`` before reusing it, ``verify``
+        before hashing it) asks of every shard. A missing bucket or directory is None too.
+        Any other failure (refused keys, an unreachable server) raises a ``StoreError``.
+        """
 
     @abc.abstractmethod
     def delete(self, keys: Iterable[str]) -> None:

@@ -250,6 +250,20 @@ class DataStoreConformance(Generic[S]):
         assert listed["x/two"].mtime > 1_600_000_000
         assert {info.key for info in store.list_objects()} == {"x/one", "x/two", "y/three"}
 
+    def test_object_size_of_stored_missing_and_deleted_objects(self, store: S) -> None:
+        url = store.write_bytes("sized/obj", b"x" * 1234)
+        assert store.object_size(url) == 1234
+        store.write_bytes("sized/obj", b"yy")  # replaced: the new size, not a cached one
+        assert store.object_size(url) == 2
+        assert store.object_size(store.url_for("sized/never-written")) is None
+        assert store.object_size(store.url_for("no-such-dir/obj")) is None
+        store.delete(["sized/obj"])
+        assert store.object_size(url) is None
+
+    def test_object_size_of_written_shards_matches_their_record(self, store: S) -> None:
+        shards = written(store.write_shards(make_raw_samples(50, payload_size=300), prefix="sz", maxcount=20))
+        assert [store.object_size(str(shard)) for shard in shards] == [shard.size for shard in shards]
+
     def test_delete_ignores_missing(self, store: S) -> None:
         store.write_bytes("d/a", b"a")
         store.write_bytes("d/b", b"b")

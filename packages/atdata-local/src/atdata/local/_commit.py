@@ -1,8 +1,10 @@
 """The end of every insert (steps 3-5 of :mod:`atdata.local.repo`): metadata and content record staged, entry committed.
 
 Before the commit, identical content already indexed (found by the content digest's
-records, ``content/{digest}--*.json``, naming an entry that exists) is reused: the copy
-just staged is dropped and the entry names the stored shards, so it gets the same CID.
+records, ``content/{digest}--*.json``, naming an entry that exists) is reused if every
+shard of it is still there at its recorded size (:mod:`._dedup`): the copy just staged is
+dropped and the entry names the stored shards, so it gets the same CID. A broken stored
+copy is not reused; the names pointing at it are repaired after the commit.
 Otherwise the content record is staged beside the shards and the index entry is written
 in one atomic write (``StagedInsert.commit``); a failed write that may have landed keeps
 the objects for ``gc`` to judge.
@@ -10,20 +12,20 @@ the objects for ``gc`` to judge.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import atdata
 from atdata.cid import entry_cid
 from atdata.errors import EntryNotFound
-from atdata.protocols import AbstractDataStore, AbstractIndex, IndexEntry
+from atdata.protocols import AbstractIndex, IndexEntry
 from atdata.shard_url import ShardURL
-from atdata.staging import InsertKeys, StagedInsert
+from atdata.staging import StagedInsert
 
+from . import _dedup
 from ._content import Content
 
-__all__ = ["find_content", "publish"]
+__all__ = ["publish"]
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +44,13 @@ def publish(
     metadata_url = None
     if content.meta_bytes is not None:
         metadata_url = staged.write_bytes(staged.keys.metadata, content.meta_bytes)
-    existing = find_content(index, store, staged.prefix, content)
-    if existing is not None:
-        # Identical content is already indexed: drop the copy, reuse the original.
-        log.info("content of %r is already stored as %s: reusing it", name, existing["data_urls"])
+    found = _dedup.find_copy(index, store, staged.prefix, content)
+    if found.record is not None and found.entry is not None:
+        # Identical content is already indexed and whole: drop the copy, reuse the original.
+        log.info("content of %r is already stored as %s: reusing it", name, found.record["data_urls"])
         staged.abort()
-        metadata_url = existing.get("metadata_url")
-        # The entry's own URLs: they carry the stored copy's manifest.
-        urls = index.get_entry(entry_cid(content.schema_ref, existing["data_urls"])).data_urls
+        metadata_url = found.record.get("metadata_url")
+        urls = found.entry.data_urls  # the entry's own URLs: they carry the stored copy's manifest
     else:
         urls = staged.keys.urls(content.shards)
         staged.write_bytes(staged.keys.content(content.digest), content.record(urls, metadata_url))
@@ -66,6 +67,7 @@ def publish(
         lambda: index.add_entry(stored, name=name, schema_ref=content.schema_ref, metadata=metadata),
         may_have_landed=lambda: _maybe_indexed(index, content.schema_ref, urls),
     )
+    _dedup.repair_names(index, found.broken, stored, schema_ref=content.schema_ref, skip=name)
     return entry, stored
 
 
@@ -78,18 +80,3 @@ def _maybe_indexed(index: AbstractIndex, schema_ref: str, urls: list[str]) -> bo
     except Exception:  # noqa: BLE001 - cannot tell: keeping the objects is the safe side
         return True
     return True
-
-
-def find_content(
-    index: AbstractIndex, store: AbstractDataStore, prefix: str, content: Content
-) -> dict[str, Any] | None:
-    """The content record of an entry of ``index`` with this content under ``prefix``, if there is one."""
-    for info in store.list_objects(InsertKeys.content_prefix(prefix, content.digest)):
-        with store.open_read(info.url) as stream:
-            record: dict[str, Any] = json.loads(stream.read())
-        try:
-            index.get_entry(entry_cid(content.schema_ref, record["data_urls"]))
-        except EntryNotFound:
-            continue  # a crashed or removed insert's record: gc's business
-        return record
-    return None

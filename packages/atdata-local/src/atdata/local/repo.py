@@ -19,7 +19,9 @@ A failure before step 5 deletes what steps 2-4 staged. A crash (SIGKILL, power l
 leaves at worst objects that no entry references, never an entry without its data;
 :meth:`Repo.gc` (``_gc``) removes such objects once nothing has touched their insert
 for a grace period. The content digest (schema ref, shard checksums, metadata) makes
-inserting identical content again reuse the stored shards, so it gets the same CID.
+inserting identical content again reuse the stored shards, so it gets the same CID, but
+only once every shard of the stored copy was found with its recorded size; a broken copy
+is replaced by the fresh one, and names pointing at it are repaired (``_dedup``).
 
 An insert whose shards many processes write (a Ray Data job: ``atdata.ray``) takes the
 same path in three calls: :meth:`Repo.stage_insert` (step 1; returns a picklable
@@ -177,7 +179,10 @@ class Repo:
 
         Samples are copied as stored (``dataset.raw_samples()``): never decoded or
         re-encoded. Inserting identical content (same samples and shard limits, schema
-        and dataset metadata) again reuses the stored shards: same CID, no new entry.
+        and dataset metadata) again reuses the stored shards (same CID) once each was
+        found with its recorded size; if one is missing or truncated, the fresh shards
+        are kept instead (a new CID) and the names that pointed at the broken copy now
+        point at them, so re-inserting repairs a damaged dataset.
 
         Parameters
         ----------

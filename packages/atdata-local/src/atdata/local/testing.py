@@ -98,6 +98,42 @@ class RepoConformance:
         assert second.cid == first.cid and self.objects(repo) == stored
         assert _labels(again) == list(range(60))
 
+    def damage_shard(self, repo: Repo, url: str, how: str) -> None:
+        """Delete (``how="deleted"``) or cut in half (``"truncated"``) the stored object at ``url``."""
+        (info,) = [i for i in repo.store.list_objects(f"{PREFIX}/") if i.url == str(url)]
+        if how == "deleted":
+            repo.store.delete([info.key])
+            return
+        with repo.store.open_read(info.url) as stream:
+            data = stream.read()
+        repo.store.write_bytes(info.key, data[: len(data) // 2])
+
+    @pytest.mark.parametrize("how", ["deleted", "truncated"])
+    def test_a_broken_stored_copy_is_replaced_not_reused(
+        self, repo: Repo, source: atdata.Dataset[ConformancePoint], how: str
+    ) -> None:
+        first, stored = repo.insert(source, name="train", maxcount=20)
+        repo.insert(source, name="train-copy", maxcount=20, metadata={"copy": 1})  # shares the stored copy
+        repo.insert(source, name="moved-on", maxcount=20)
+        moved, _ = repo.insert(source, name="moved-on", maxcount=30)  # its newest version is other content
+        self.damage_shard(repo, stored.shard_list[1], how)
+        before = set(self.objects(repo))
+
+        entry, fresh = repo.insert(source, name="train", maxcount=20)
+        assert entry.cid != first.cid and _labels(fresh) == list(range(60))
+        after = set(self.objects(repo))
+        assert before <= after and len(after - before) == 4  # nothing deleted; 3 fresh shards + their record
+        for name in ("train", "train-copy"):  # the name that shared the broken copy is repaired
+            named = repo.index.get_entry_by_name(name)
+            assert named.name == name and named.cid == entry.cid
+            assert _labels(atdata.Dataset(named.data_urls[0])) == list(range(60))
+        assert repo.index.get_entry_by_name("train-copy").metadata == {"copy": 1}
+        assert repo.index.get_entry_by_name("moved-on").cid == moved.cid
+        assert first.cid in {content.cid for content in repo.index.contents}  # still in the names' history
+
+        again, _ = repo.insert(source, name="third", maxcount=20)  # the fresh copy is whole: reused
+        assert again.cid == entry.cid and set(self.objects(repo)) == after
+
     def test_a_failed_index_write_leaves_nothing(
         self, repo: Repo, source: atdata.Dataset[ConformancePoint], monkeypatch: pytest.MonkeyPatch
     ) -> None:

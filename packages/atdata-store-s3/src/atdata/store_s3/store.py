@@ -28,7 +28,7 @@ from atdata.shard_url import StorageLocation
 
 from . import reading
 from ._bucket import check_bucket_name
-from ._client import client_for, make_config
+from ._client import client_for, make_config, parse_s3_url
 from ._credentials import S3Credentials, load_credentials
 from ._errors import error_code, translate, translated
 from ._resolve import resolve
@@ -182,6 +182,18 @@ class S3DataStore(AbstractDataStore):
 
     def open_read(self, url: str) -> BinaryIO:
         return reading.open_object(url, self.client, self.credentials)
+
+    def object_size(self, url: str) -> int | None:
+        bucket, key = parse_s3_url(url)
+        try:
+            response = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                return None  # HEAD has no body: a missing key and a missing bucket are both a bare 404
+            raise translate(exc, "checking", url, credentials=self.credentials) from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "checking", url, credentials=self.credentials) from exc
+        return int(response["ContentLength"])
 
     def delete(self, keys: Iterable[str]) -> None:
         batch: list[str] = []

@@ -64,6 +64,9 @@ class S3StoreConformance(DataStoreConformance[S3DataStore]):
     def clear_faults(self, store: S3DataStore, operation: str) -> None:
         store.client.meta.events.unregister(f"before-call.s3.{operation}", unique_id=f"atdata-fail-{operation}")
 
+    def test_object_size_in_a_missing_bucket_is_none(self, store: S3DataStore) -> None:
+        assert store.object_size(f"s3://{store.bucket}-never-made/key") is None
+
     @pytest.mark.parametrize(
         ("operation", "after"),
         [("UploadPart", 3), ("CompleteMultipartUpload", 1), ("CreateMultipartUpload", 1), ("PutObject", 2)],
