@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ import atdata
 from atdata.errors import EntryNotFound, InvalidArgument
 from atdata.local import PendingInsert, Repo
 
-from .conftest import Point, make_points
+from .conftest import Point, make_points, write_source
 
 
 def insert_keys(repo: Repo) -> list[str]:
@@ -44,3 +45,17 @@ def test_an_aborted_insert_leaves_nothing(disk_repo: Repo) -> None:
         disk_repo.commit_insert(disk_repo.stage_insert(Point, name="empty"), [])
     with pytest.raises(EntryNotFound):
         disk_repo.index.get_entry_by_name("empty")
+
+
+def test_insert_and_a_staged_insert_of_the_same_samples_are_one_content(disk_repo: Repo, tmp_path: Path) -> None:
+    # Repo.insert runs stage_insert -> shards -> commit_insert in one process: the same
+    # content record, so each finds the other's shards and reuses them (same CID).
+    source = write_source(tmp_path / "one-shard", 7)
+    pending = disk_repo.stage_insert(Point, name="staged")
+    first, _ = disk_repo.commit_insert(pending, pending.write_shard(source.raw_samples(), 0))
+    kept = insert_keys(disk_repo)
+    second, stored = disk_repo.insert(source, name="inserted")
+    assert second.cid == first.cid
+    assert [str(url) for url in second.data_urls] == [str(url) for url in first.data_urls]
+    assert insert_keys(disk_repo) == kept  # the insert's own copy was dropped
+    assert [s.label for s in stored.ordered()] == list(range(7))

@@ -21,7 +21,7 @@ from atdata.names import check_entry_name
 from atdata.protocols import AbstractIndex, DatasetLike
 from atdata.sample import DictSample, PackableSample
 
-__all__ = ["check_insert_args", "dataset_metadata", "resolve_schema", "resolve_type_schema", "source_samples"]
+__all__ = ["check_insert_args", "dataset_metadata", "resolve_type_schema", "source_samples"]
 
 
 def check_insert_args(name: Any, metadata: Any, cache_local: Any) -> None:
@@ -67,11 +67,6 @@ def dataset_metadata(dataset: DatasetLike) -> bytes | None:
         return None
     with atdata.open_url(url) as stream:
         return stream.read()
-
-
-def resolve_schema(index: AbstractIndex, dataset: DatasetLike, schema_ref: str | None) -> tuple[type, str]:
-    """The stored dataset's sample type and the (published) schema ref of the insert."""
-    return resolve_type_schema(index, getattr(dataset, "sample_type", None), schema_ref, dataset)
 
 
 def resolve_type_schema(

@@ -23,11 +23,14 @@ inserting identical content again reuse the stored shards, so it gets the same C
 only once every shard of the stored copy was found with its recorded size; a broken copy
 is replaced by the fresh one, and names pointing at it are repaired (``_dedup``).
 
-An insert whose shards many processes write (a Ray Data job: ``atdata.ray``) takes the
-same path in three calls: :meth:`Repo.stage_insert` (step 1; returns a picklable
-``PendingInsert``), ``PendingInsert.write_shard`` in each worker (step 2, shard index =
-the worker's block index), :meth:`Repo.commit_insert` (steps 4-5, shards in index
-order) or ``PendingInsert.abort`` (every object of the insert, found by its id).
+Every insert takes one path in three calls: :meth:`Repo.stage_insert` (step 1; returns a
+picklable ``PendingInsert``), the shards staged (step 2), :meth:`Repo.commit_insert`
+(steps 3-5, shards in index order) or an abort. :meth:`Repo.insert` runs the three in
+one process (the steps it shares with them are ``Repo._begin`` and ``Repo._commit``); an
+insert whose shards many processes write (a Ray Data job: ``atdata.ray``) calls
+``PendingInsert.write_shard`` in each worker (shard index = the worker's block index)
+and ends with ``commit_insert`` or ``PendingInsert.abort`` (every object of the insert,
+found by its id).
 
 ``Repo`` depends on the contracts only (``AbstractIndex``, ``AbstractDataStore``): the
 spec's constructor builds a ``LocalIndex`` and the store ``hive_path`` names;
@@ -54,7 +57,7 @@ from ._commit import publish
 from ._content import Content
 from ._gc import GcReport
 from ._hive import Hive, parse_hive_path
-from ._insert_args import check_insert_args, dataset_metadata, resolve_schema, resolve_type_schema, source_samples
+from ._insert_args import check_insert_args, dataset_metadata, resolve_type_schema, source_samples
 from ._pending import PendingInsert
 from ._progress import InsertProgress
 
@@ -223,14 +226,16 @@ class Repo:
         check_insert_args(name, metadata, cache_local)
         check_limits(maxcount, maxsize)  # before the hive claim and schema publish below
         limits = {"maxcount": maxcount, "maxsize": maxsize, "cache_local": cache_local}
-        with StagedInsert(self.store, self.prefix) as staged:
-            with source_samples(dataset) as samples:
-                sample_type, schema_ref = resolve_schema(self.index, dataset, schema_ref)  # the first write
-                _owner.claim(self._hive, self.index)
+        with source_samples(dataset) as samples:
+            sample_type = getattr(dataset, "sample_type", None)
+            pending = self._begin(sample_type, schema_ref, name, metadata, source=dataset)  # the first write
+            try:
                 meta_bytes = dataset_metadata(dataset)
-                shards = _stage_shards(staged, samples, progress, name, limits)
-            content = Content(schema_ref, shards, meta_bytes)
-            return publish(self.index, staged, content, sample_type, name=name, metadata=metadata)
+                shards = _stage_shards(pending.staged, samples, progress, name, limits)
+            except BaseException as exc:
+                pending.staged.abort(exc)  # what this insert staged, before the error propagates
+                raise
+        return self._commit(pending, shards, meta_bytes)
 
     def stage_insert(
         self,
@@ -252,7 +257,16 @@ class Repo:
             As :meth:`insert`; nothing is written.
         """
         check_insert_args(name, metadata, False)
-        sample_type, ref = resolve_type_schema(self.index, sample_type, schema_ref, sample_type)
+        return self._begin(sample_type, schema_ref, name, metadata, source=sample_type)
+
+    def _begin(
+        self, sample_type: Any, schema_ref: str | None, name: str, metadata: dict[str, Any] | None, *, source: Any
+    ) -> PendingInsert:
+        """Step 1 of every insert: the schema published, the hive claimed, the transaction begun.
+
+        ``source`` is what an error about the schema names (the dataset, or the sample type).
+        """
+        sample_type, ref = resolve_type_schema(self.index, sample_type, schema_ref, source)
         _owner.claim(self._hive, self.index)
         return PendingInsert(StagedInsert(self.store, self.prefix), sample_type, ref, name, metadata)
 
@@ -271,6 +285,13 @@ class Repo:
         StoreError, IndexConnectionError
             As :meth:`insert`.
         """
+        return self._commit(pending, shards, None)
+
+    def _commit(
+        self, pending: PendingInsert, shards: Iterable[WrittenShard], meta_bytes: bytes | None
+    ) -> tuple[IndexEntry, atdata.Dataset[Any]]:
+        """Steps 3-5 of every insert (``_commit.publish``), over its shards in index order;
+        ``meta_bytes``: the dataset's metadata, stored beside the shards."""
         ordered = sorted({shard.shard_index: shard for shard in shards}.values(), key=lambda s: s.shard_index)
         try:
             if not ordered:
@@ -280,7 +301,7 @@ class Repo:
             pending.abort()
             raise
         with pending.staged as staged:
-            content = Content(pending.schema_ref, ordered, None)
+            content = Content(pending.schema_ref, ordered, meta_bytes)
             return publish(
                 self.index, staged, content, pending.sample_type, name=pending.name, metadata=pending.metadata
             )
