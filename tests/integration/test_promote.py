@@ -1,17 +1,26 @@
 """Promotion end to end on the real servers: local insert (valkey + rclone S3), promote to the
 reference PDS, read back through AtmosphereIndex in a fresh process; every record we write
-validates against the lexicon and has the CID the PDS returns; failures publish nothing."""
+validates against the lexicon and has the CID the PDS returns; failures publish nothing.
+
+Verified reads (issue 15): the entry record lists one sha256 per shard (no chunk digests),
+so ``AtmosphereIndex`` hands out ``data_urls`` carrying it (a blob's also its size), and
+core's reader hashes each shard whole before yielding any sample of it. A byte tampered
+with after promotion (the S3 object rewritten through the store; a blob file in the PDS's
+blob store) makes a fresh process's read raise ``ShardDigestMismatch`` naming the shard
+and both digests, with no sample of that shard; the other shards read equal."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -20,12 +29,20 @@ import pytest
 from numpy.typing import NDArray
 
 import atdata
-from atdata.atmosphere import AtmosphereClient, AtmosphereIndex, record_cid, validate_record
+from atdata.atmosphere import AtmosphereClient, AtmosphereIndex, record_cid, validate_record, verify_shards
 from atdata.atmosphere.testing import PdsAccount, PdsServer
-from atdata.errors import AtmosphereAuthError, AtmosphereError, AtmosphereUnavailable, SchemaConflict, ShardError
+from atdata.errors import (
+    AtmosphereAuthError,
+    AtmosphereError,
+    AtmosphereUnavailable,
+    SchemaConflict,
+    ShardDigestMismatch,
+    ShardError,
+)
 from atdata.local import Repo, S3DataStore
 from atdata.local.servers import RedisServer, S3Server
 from atdata.promote import promote_to_atmosphere
+from atdata.urls import expand_urls
 
 ENTRY = "science.alt.dataset.entry"
 SCHEMA = "science.alt.dataset.schema"
@@ -354,3 +371,144 @@ def test_records_of_the_older_namespace_are_read(
     T = index.decode_schema(entry.schema_ref)
     assert [s.score for s in atdata.Dataset[T](entry.data_urls).ordered()] == list(range(10))
     assert [s["name"] for s in index.list_schemas()] == ["legacy.PromoSample"]
+
+
+READ_EACH_SHARD = textwrap.dedent(
+    """
+    import json, sys
+    import atdata
+    from atdata.atmosphere import AtmosphereClient, AtmosphereIndex
+    pds, repo, uri = sys.argv[1:4]
+    index = AtmosphereIndex(AtmosphereClient(base_url=pds), repo=repo)  # not logged in, nothing configured
+    entry = index.get_entry(uri)
+    T = index.decode_schema(entry.schema_ref)
+    out = []
+    for url in entry.data_urls:  # the spec's read path, one shard at a time
+        rows, error = [], None
+        try:
+            for batch in atdata.Dataset[T](url).ordered(batch_size=32):
+                rows += [[s.label, s.score, float(s.image.sum())] for s in batch]
+        except Exception as exc:
+            error = [type(exc).__name__, str(exc)]
+        out.append({"url": str(url), "sha256": url.sha256, "rows": rows, "error": error})
+    print(json.dumps(out))
+    """
+)
+
+
+def read_each_shard(pds: str, repo_name: str, uri: str, env: dict[str, str]) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-c", READ_EACH_SHARD, pds, repo_name, uri],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout))
+
+
+def flipped(data: bytes) -> bytes:
+    """``data`` with one byte near its end changed (inside the last samples, not the end padding)."""
+    damaged = bytearray(data)
+    damaged[len(data) - 1500] ^= 0x01
+    return bytes(damaged)
+
+
+def assert_only_shard_refused(shards: list[dict[str, Any]], bad: int, recorded: str, actual: str) -> None:
+    """Shard ``bad`` raised ShardDigestMismatch naming it and both digests, yielding nothing;
+    the others read equal to the inserted samples (40 per shard)."""
+    name, message = shards[bad]["error"]
+    assert name == "ShardDigestMismatch" and shards[bad]["rows"] == []
+    assert shards[bad]["url"] in message and recorded in message and actual in message
+    assert shards[bad]["sha256"] == recorded
+    for i, shard in enumerate(shards):
+        if i != bad:
+            assert shard["error"] is None
+            assert shard["rows"] == expected_rows(40, offset=40 * i)
+
+
+def child_env(s3_server: S3Server | None, tmp_path: Path) -> dict[str, str]:
+    """A fresh process's environment: S3 keys only (the endpoint comes from the record), no config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ATDATA_"))}
+    env["HOME"] = str(tmp_path / "home")  # no AWS profile, no record of `atdata local up`
+    if s3_server is not None:
+        env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = s3_server.access_key, s3_server.secret_key
+    return env
+
+
+def test_a_tampered_s3_shard_is_refused_in_a_fresh_process(
+    repo: Repo,
+    client: AtmosphereClient,
+    pds_server: PdsServer,
+    pds_account: PdsAccount,
+    s3_server: S3Server,
+    tmp_path: Path,
+) -> None:
+    entry = insert(repo, tmp_path)  # 3 shards of 40 samples
+    uri = promote_to_atmosphere(entry, repo.index, client)
+    record, _ = client.get_record(uri)
+    storage = record["storage"]
+    store = S3DataStore(s3_server.credentials, storage["bucket"])
+    key = storage["shards"][1]["key"]
+    with store.open_read(f"s3://{storage['bucket']}/{key}") as stream:
+        original = stream.read()
+    recorded = storage["shards"][1]["checksum"]["digest"]
+    assert hashlib.sha256(original).hexdigest() == recorded
+
+    intact = read_each_shard(pds_server.url, pds_account.handle, uri, child_env(s3_server, tmp_path))
+    assert [s["error"] for s in intact] == [None] * 3
+    assert [r for s in intact for r in s["rows"]] == expected_rows(120)
+
+    damaged = flipped(original)
+    writer = store.open_write(key)  # the same object, one byte changed
+    writer.write(damaged)
+    writer.commit()
+    shards = read_each_shard(pds_server.url, pds_account.handle, uri, child_env(s3_server, tmp_path))
+    assert_only_shard_refused(shards, 1, recorded, hashlib.sha256(damaged).hexdigest())
+
+    # verify_shards reads every shard through the same reader, without decoding a sample.
+    e = AtmosphereIndex(client).get_entry(uri)
+    verify_shards([e.data_urls[0], e.data_urls[2]])
+    with pytest.raises(ShardDigestMismatch, match=hashlib.sha256(damaged).hexdigest()):
+        verify_shards(e.data_urls)
+
+
+def test_a_tampered_blob_is_refused_in_a_fresh_process(
+    repo: Repo,
+    client: AtmosphereClient,
+    pds_server: PdsServer,
+    pds_account: PdsAccount,
+    tmp_path: Path,
+) -> None:
+    entry = insert(repo, tmp_path)
+    uri = promote_to_atmosphere(entry, repo.index, client, data_store="blobs")
+    record, _ = client.get_record(uri)
+    blob = record["storage"]["blobs"][2]
+    recorded = blob["checksum"]["digest"]
+    e = AtmosphereIndex(client).get_entry(uri)
+    assert e.data_urls[2].size == blob["blob"]["size"]  # type: ignore[attr-defined]
+
+    (path,) = [p for p in pds_server.data_dir.joinpath("blobs").rglob(blob["blob"]["ref"]["$link"]) if p.is_file()]
+    damaged = flipped(path.read_bytes())
+    path.write_bytes(damaged)  # the PDS serves what its blob store holds
+    shards = read_each_shard(pds_server.url, pds_account.did, uri, child_env(None, tmp_path))
+    assert_only_shard_refused(shards, 2, recorded, hashlib.sha256(damaged).hexdigest())
+
+
+def test_a_local_shard_damaged_since_insert_is_not_promoted(
+    repo: Repo, client: AtmosphereClient, s3_server: S3Server, tmp_path: Path
+) -> None:
+    entry = insert(repo, tmp_path)
+    url = expand_urls(entry.data_urls)[2]  # the entry's URL is a brace pattern of its 3 shards
+    bucket, key = url.split("/", 3)[2:]
+    store = S3DataStore(s3_server.credentials, bucket)
+    with store.open_read(url) as stream:
+        damaged = flipped(stream.read())
+    writer = store.open_write(key)
+    writer.write(damaged)
+    writer.commit()
+    with pytest.raises(ShardDigestMismatch, match=hashlib.sha256(damaged).hexdigest()) as caught:
+        promote_to_atmosphere(entry, repo.index, client)
+    assert str(url) in str(caught.value) and "recorded when it was inserted" in str(caught.value)
+    assert records(client, ENTRY) == [] and records(client, SCHEMA) == []  # refused before any write

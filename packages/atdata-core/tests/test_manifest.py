@@ -146,3 +146,67 @@ def test_shard_shorter_or_longer_than_recorded(tmp_path: Path, change: str) -> N
     word = "shorter" if change == "truncate" else "longer"
     with pytest.raises(ShardSizeMismatch, match=f"is {word} than its manifest records: {len(data)} bytes recorded"):
         list(atdata.Dataset[Row](url).ordered())
+
+
+# -- shards whose URL carries only a whole-shard sha256 (e.g. a record published to ATProto) --
+
+_REMOTE: dict[str, bytes] = {}
+atdata.register_opener("wholetest", lambda url: io.BytesIO(_REMOTE[str(url)]))
+
+
+def _sha256_only(tmp_path: Path, n: int = 3000, remote: bool = False) -> tuple[ShardURL, bytes]:
+    """One shard and a URL carrying its sha256 and size but no chunk digests."""
+    (url,) = _write(tmp_path, n)
+    data = Path(url).read_bytes()
+    target = f"wholetest://{tmp_path.name}/s-0.tar" if remote else str(url)
+    _REMOTE[target] = data
+    return ShardURL(target, sha256=hashlib.sha256(data).hexdigest(), size=len(data)), data
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local-file", "prefetched-stream"])
+def test_sha256_only_url_reads_equal_when_intact(tmp_path: Path, remote: bool) -> None:
+    url, _ = _sha256_only(tmp_path, remote=remote)
+    assert [i for b in atdata.Dataset[Row](url).ordered(batch_size=32) for i in b.i] == list(range(3000))
+    assert [i for b in atdata.Dataset[Row]([url]).shuffled(batch_size=32, seed=1) for i in b.i] != []
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local-file", "prefetched-stream"])
+def test_sha256_only_url_with_a_flipped_byte_yields_no_sample(tmp_path: Path, remote: bool) -> None:
+    url, data = _sha256_only(tmp_path, remote=remote)
+    damaged = bytearray(data)
+    damaged[len(data) - 3000] ^= 0x01  # near the end: the first chunks alone would still decode
+    if remote:
+        _REMOTE[str(url)] = bytes(damaged)
+    else:
+        Path(url).write_bytes(bytes(damaged))
+    seen: list[int] = []
+    with pytest.raises(ShardDigestMismatch) as caught:
+        for batch in atdata.Dataset[Row](url).ordered(batch_size=32):
+            seen += list(batch.i)
+    message = str(caught.value)
+    assert seen == [] and repr(str(url)) in message
+    assert hashlib.sha256(damaged).hexdigest() in message and str(url.sha256) in message
+    with pytest.raises(ShardDigestMismatch):  # a plain stream (no prefetcher) is checked the same way
+        list(iter_chunks(url, stream=io.BytesIO(bytes(damaged))))
+
+
+@pytest.mark.parametrize("change", ["truncate", "append"])
+def test_sha256_only_url_shorter_or_longer_than_recorded(tmp_path: Path, change: str) -> None:
+    url, data = _sha256_only(tmp_path, n=500, remote=True)
+    _REMOTE[str(url)] = data[:-1024] if change == "truncate" else data + b"\0" * 512
+    word = "shorter" if change == "truncate" else "longer"
+    with pytest.raises(ShardSizeMismatch, match=f"is {word} than recorded: {len(data)} bytes recorded"):
+        list(atdata.Dataset[Row](url).ordered())
+
+
+def test_a_manifest_takes_precedence_over_the_whole_shard_check(tmp_path: Path) -> None:
+    (url,) = _write(tmp_path, 3000)
+    record = url.manifest.get(url)  # type: ignore[union-attr]
+    assert record is not None
+    both = url.with_facts(sha256=record.sha256, size=record.size)
+    _flip(url, CHUNK_SIZE + 1000)
+    seen: list[str] = []
+    with pytest.raises(ShardDigestMismatch, match="chunk 1"):  # checked chunk by chunk: chunk 0's samples came
+        for chunk in iter_chunks(both):
+            seen += chunk.keys
+    assert len(seen) == CHUNK_SIZE // 2048

@@ -4,7 +4,9 @@ Reads need no login (``listRecords``/``getRecord`` are public): a repo is named 
 or handle, default the client's own. Entries and schemas of both namespaces are read
 (``science.alt.dataset.*`` and atdata 0.2's ``ac.foundation.dataset.*``); records of
 the living namespace are validated against the lexicon. Entries are looked up by AT-URI,
-by atdata content CID (the local entry's, kept in the record) or by name. Writes go
+by atdata content CID (the local entry's, kept in the record) or by name. An entry's
+``data_urls`` carry each shard's recorded sha256 (:mod:`.records`), which core's reader
+checks before yielding a sample of the shard, in any process. Writes go
 through :func:`atdata.promote.promote_to_atmosphere`, which checksums and publishes
 atomically; ``add_entry`` here says so.
 """
@@ -22,7 +24,6 @@ from atdata.schema import schema_ref, to_record
 from ._publish import publish_schema
 from .client import AtmosphereClient
 from .lexicon import validate_record
-from .reading import expect_sha256
 from .records import ENTRY_COLLECTIONS, ENTRY_NSID, LEGACY_NAMESPACE, AtmosphereEntry, parse_entry
 from .schemas import SCHEMA_NSID, from_atmosphere
 
@@ -119,11 +120,7 @@ class AtmosphereIndex(AbstractIndex):
     def _entry(self, uri: str, cid: str, record: dict[str, Any]) -> AtmosphereEntry:
         if uri.split("/")[3] == ENTRY_NSID:
             validate_record(ENTRY_NSID, record)
-        entry = parse_entry(uri, cid, record, blob_url=self.client.blob_url)
-        for shard in entry.shards:
-            if shard.sha256 and not shard.url.startswith("s3://"):
-                expect_sha256(shard.url, shard.sha256)
-        return entry
+        return parse_entry(uri, cid, record, blob_url=self.client.blob_url)
 
     # -- schemas --------------------------------------------------------------------
 

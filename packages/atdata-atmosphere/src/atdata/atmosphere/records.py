@@ -26,6 +26,7 @@ as canonical DAG-CBOR, hashed with sha2-256 (``atdata.cid``).
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,8 @@ import msgpack
 from multiformats import CID
 
 from atdata.cid import cid_from_bytes, encode_dag_cbor
-from atdata.errors import InvalidRecord
+from atdata.errors import InvalidArgument, InvalidRecord
+from atdata.shard_url import ShardURL, StorageLocation
 
 from .lexicon import NAMESPACE
 from .uri import AtUri
@@ -53,14 +55,16 @@ ENTRY_NSID = f"{NAMESPACE}.entry"
 #: The namespace of atdata 0.2 records (read, never written).
 LEGACY_NAMESPACE = "ac.foundation.dataset"
 ENTRY_COLLECTIONS = (ENTRY_NSID, f"{LEGACY_NAMESPACE}.record")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class Shard:
-    """One shard of an entry: the URL readers open and its sha256 (hex), when recorded."""
+    """One shard of an entry: the URL readers open, its sha256 (hex) and size, when recorded."""
 
     url: str
     sha256: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,10 @@ class AtmosphereEntry:
     ``cid`` is atdata's content CID (the local entry's, kept in the record), so one
     dataset has one CID locally and in the atmosphere; ``record_cid`` is the PDS's CID
     of the record itself and ``uri`` its AT-URI. ``data_urls`` are one URL per shard
-    (``s3://bucket/key``, ``https://...``, or a ``com.atproto.sync.getBlob`` URL).
+    (``s3://bucket/key``, ``https://...``, or a ``com.atproto.sync.getBlob`` URL), each
+    an :class:`atdata.ShardURL` carrying the shard's recorded ``sha256`` (and ``size``
+    for blobs; the ``location`` of a storageS3 bucket), so core's reader checks every
+    shard before yielding a sample of it.
     """
 
     uri: str
@@ -142,6 +149,7 @@ def parse_entry(uri: str, cid: str, record: dict[str, Any], *, blob_url: Any) ->
     if not isinstance(name, str) or not isinstance(schema_ref, str) or not isinstance(storage, dict):
         raise InvalidRecord(f"entry record {uri} lacks name, schemaRef or storage; it is not a dataset entry")
     shards = _shards(uri, storage, blob_url)
+    location = _location(uri, storage)
     extra = decode_metadata(record.get("metadata"))
     local_metadata = extra.get("metadata")
     return AtmosphereEntry(
@@ -149,7 +157,7 @@ def parse_entry(uri: str, cid: str, record: dict[str, Any], *, blob_url: Any) ->
         record_cid=cid,
         name=name,
         schema_ref=schema_ref,
-        data_urls=[s.url for s in shards],
+        data_urls=[_shard_url(uri, s, location) for s in shards],
         shards=shards,
         cid=str(extra.get("atdataCid") or cid),
         metadata=local_metadata if isinstance(local_metadata, dict) else None,
@@ -178,7 +186,8 @@ def _shards(uri: str, storage: dict[str, Any], blob_url: Any) -> list[Shard]:
             link = (ref.get("ref") or {}).get("$link") if isinstance(ref, dict) else None
             if not isinstance(link, str):
                 raise InvalidRecord(f"entry record {uri}: a storageBlobs item has no blob ref: {item!r:.120}")
-            out.append(Shard(blob_url(did, link), _digest(item)))
+            size = ref.get("size") if isinstance(ref, dict) else None
+            out.append(Shard(blob_url(did, link), _digest(item), size if _is_size(size) else None))
         return out
     raise InvalidRecord(f"entry record {uri}: storage {storage.get('$type')!r} is not one atdata can read")
 
@@ -186,5 +195,30 @@ def _shards(uri: str, storage: dict[str, Any], blob_url: Any) -> list[Shard]:
 def _digest(item: dict[str, Any]) -> str | None:
     checksum = item.get("checksum") if isinstance(item, dict) else None
     if isinstance(checksum, dict) and checksum.get("algorithm") == "sha256":
-        return str(checksum.get("digest"))
+        return str(checksum.get("digest")).lower()
     return None
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _location(uri: str, storage: dict[str, Any]) -> StorageLocation | None:
+    """Where a storageS3 record's bucket lives (its endpoint and region), for zero-config reads."""
+    endpoint, region = storage.get("endpoint"), storage.get("region")
+    if not str(storage.get("$type", "")).endswith("storageS3") or (endpoint is None and region is None):
+        return None
+    try:
+        return StorageLocation(endpoint_url=endpoint, region=region)
+    except InvalidArgument as exc:
+        raise InvalidRecord(f"entry record {uri}: its storageS3 endpoint or region is unusable: {exc}") from exc
+
+
+def _shard_url(uri: str, shard: Shard, location: StorageLocation | None) -> ShardURL:
+    """The shard's URL carrying what the record says of it, which core's reader verifies."""
+    if shard.sha256 is not None and not _SHA256.fullmatch(shard.sha256):
+        raise InvalidRecord(
+            f"entry record {uri}: shard {shard.url} has sha256 checksum {shard.sha256!r:.80}, not 64 hex digits"
+        )
+    facts = {"sha256": shard.sha256, "size": shard.size, "location": location}
+    return ShardURL(shard.url, **{k: v for k, v in facts.items() if v is not None})

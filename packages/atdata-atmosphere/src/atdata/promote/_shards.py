@@ -2,7 +2,9 @@
 
 Every shard is opened with the same openers ``atdata.Dataset`` uses (``s3://`` through
 atdata-store-s3, local files, any registered scheme), hashed with sha256 and measured.
-This also proves every shard exists and is readable before anything is published.
+This also proves every shard exists and is readable before anything is published, and
+that it is still what was inserted: a shard whose sha256 differs from the one its URL
+records (a local entry's URLs carry it) is refused, so damage is never published as good.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from atdata.errors import InvalidArgument
+from atdata.errors import InvalidArgument, ShardDigestMismatch
+from atdata.manifest import shard_record
 from atdata.openers import open_url
 from atdata.urls import expand_urls
 
@@ -78,5 +81,18 @@ def read_shards(data_urls: list[str], *, keep_bytes: bool) -> list[LocalShard]:
                             "keep the data in S3 (data_store=None) or re-insert it with a smaller maxsize"
                         )
                     chunks.append(chunk)
+        _check_recorded(url, digest.hexdigest(), size)
         shards.append(LocalShard(url, digest.hexdigest(), size, b"".join(chunks) if keep_bytes else None))
     return shards
+
+
+def _check_recorded(url: str, sha256: str, size: int) -> None:
+    """Refuse a shard that changed since it was inserted: its checksum would be published as good."""
+    record = shard_record(url)
+    expected = getattr(url, "sha256", None) or (record.sha256 if record is not None else None)
+    if expected is not None and sha256 != expected:
+        raise ShardDigestMismatch(
+            f"shard {url!r} has sha256 {sha256} ({size} bytes), but {expected} was recorded when it was inserted: "
+            "it is damaged, and promoting it would publish the damage as good; restore it from a good copy or "
+            "re-insert the dataset, then promote"
+        )

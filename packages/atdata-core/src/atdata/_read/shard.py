@@ -14,11 +14,13 @@ find the samples of each chunk. How the chunks are read depends on the source:
 
 A URL carrying a manifest (:mod:`atdata.manifest`) is verified on the way: each buffer
 is checked by a :class:`~atdata._read.verify.ChunkVerifier`, and only its verified part
-is walked (see :mod:`atdata._read.verify`).
+is walked. A URL carrying only a whole-shard sha256 is read and checked whole before its
+first byte is walked (see :mod:`atdata._read.verify`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from .buffers import CHUNK, HEADROOM, read_into
 from .prefetch import Prefetcher, PrefetchStream, open_shard
 from .tarformat import Buffer
 from .tarwalk import ShardWalker
-from .verify import ChunkVerifier
+from .verify import ChunkVerifier, whole_shard_checked, whole_shard_digest
 
 __all__ = ["ChunkSamples", "iter_chunks"]
 
@@ -80,12 +82,18 @@ def iter_chunks(
         naming the URL, byte offset and member.
     ShardDigestMismatch
         ``url`` carries a manifest and a chunk does not match it (or the size differs),
-        after yielding the samples of the chunks before it.
+        after yielding the samples of the chunks before it; or ``url`` carries only a
+        sha256 (and size) and the shard does not match it, before yielding any sample.
     """
     walker = ShardWalker(url)
     record = shard_record(url)
     verifier = ChunkVerifier(url, record) if record is not None else None
-    with stream if stream is not None else open_shard(url, prefetcher) as source:
+    with contextlib.ExitStack() as closing:
+        source = stream if stream is not None else open_shard(url, prefetcher)
+        closing.callback(source.close)
+        if verifier is None and whole_shard_digest(url) is not None:
+            source = whole_shard_checked(url, source)
+            closing.callback(source.close)
         reads: Generator[tuple[Buffer, bool], int | None, None]
         if isinstance(source, io.FileIO):
             reads = _file_reads(source, chunk, record.chunk_size if record is not None else None)
