@@ -11,12 +11,23 @@ from atdata.openers import registered_schemes
 def test_documented_names() -> None:
     from atdata.index_redis import LocalDatasetEntry as Entry
     from atdata.index_redis import LocalIndex as Index
-    from atdata.local import GcReport, LocalDatasetEntry, LocalIndex, PendingInsert, Repo, S3DataStore
+    from atdata.local import (
+        GcReport,
+        LocalDatasetEntry,
+        LocalIndex,
+        PendingInsert,
+        Repo,
+        S3DataStore,
+        ShardCheck,
+        VerifyReport,
+    )
     from atdata.store_s3 import S3DataStore as Store
 
     assert (LocalIndex, LocalDatasetEntry, S3DataStore) == (Index, Entry, Store)
     assert callable(Repo.insert) and callable(Repo.gc) and GcReport.__name__ == "GcReport"
     assert callable(Repo.stage_insert) and callable(Repo.commit_insert) and callable(PendingInsert.write_shard)
+    assert callable(Repo.verify) and callable(Repo.verify_all) and {"ok", "failures"} <= set(dir(VerifyReport))
+    assert ShardCheck("u", "ok").ok and not ShardCheck("u", "missing").ok
 
 
 def test_all_matches_public_names() -> None:

@@ -14,6 +14,16 @@ from atdata.index_redis import LocalDatasetEntry, LocalIndex
 from atdata.store_s3 import S3DataStore
 
 from ._version import __version__
-from .repo import GcReport, PendingInsert, Repo
+from .repo import GcReport, PendingInsert, Repo, ShardCheck, VerifyReport
 
-__all__ = ["GcReport", "LocalDatasetEntry", "LocalIndex", "PendingInsert", "Repo", "S3DataStore", "__version__"]
+__all__ = [
+    "GcReport",
+    "LocalDatasetEntry",
+    "LocalIndex",
+    "PendingInsert",
+    "Repo",
+    "S3DataStore",
+    "ShardCheck",
+    "VerifyReport",
+    "__version__",
+]

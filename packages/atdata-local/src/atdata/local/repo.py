@@ -40,7 +40,7 @@ spec's constructor builds a ``LocalIndex`` and the store ``hive_path`` names;
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -52,7 +52,7 @@ from atdata.protocols import AbstractDataStore, AbstractIndex, DatasetLike, Inde
 from atdata.staging import StagedInsert, WrittenShard
 from atdata.writing import check_limits
 
-from . import _gc, _owner
+from . import _gc, _owner, _verify
 from ._commit import publish
 from ._content import Content
 from ._gc import GcReport
@@ -60,8 +60,18 @@ from ._hive import Hive, parse_hive_path
 from ._insert_args import check_insert_args, dataset_metadata, resolve_type_schema, source_samples
 from ._pending import PendingInsert
 from ._progress import InsertProgress
+from ._verify import ShardCheck, VerifyReport
 
-__all__ = ["DEFAULT_GRACE", "DEFAULT_MAXCOUNT", "DEFAULT_MAXSIZE", "GcReport", "PendingInsert", "Repo"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "DEFAULT_MAXCOUNT",
+    "DEFAULT_MAXSIZE",
+    "GcReport",
+    "PendingInsert",
+    "Repo",
+    "ShardCheck",
+    "VerifyReport",
+]
 
 #: Default shard limits (webdataset's ``ShardWriter`` defaults): ``None`` means no limit.
 DEFAULT_MAXCOUNT = 100_000
@@ -305,6 +315,30 @@ class Repo:
             return publish(
                 self.index, staged, content, pending.sample_type, name=pending.name, metadata=pending.metadata
             )
+
+    # -- verify -----------------------------------------------------------------------
+
+    def verify(self, ref: str) -> VerifyReport:
+        """Check every shard of one entry against what its insert recorded; never raises for damage.
+
+        ``ref`` is a name (its newest version) or a CID. Each shard is checked for
+        existence and size (one stat or HEAD), then read once and compared with its
+        sha256 and chunk digests (:mod:`atdata.local._verify`). ``report.ok`` is False
+        when any shard is missing, of another size or damaged; each
+        ``report.shards[i]`` names its URL, status and what differs.
+
+        Raises
+        ------
+        EntryNotFound
+            No entry is named ``ref`` or has it as CID.
+        """
+        entry = _verify.find_entry(self.index, ref)
+        return _verify.verify_content(self.store, entry.cid, (entry.name,), list(entry.data_urls))
+
+    def verify_all(self) -> Iterator[VerifyReport]:
+        """:meth:`verify` of every stored content of the index (older versions too), each CID once."""
+        for cid, names, data_urls in _verify.contents_of(self.index):
+            yield _verify.verify_content(self.store, cid, names, data_urls)
 
     # -- gc ---------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from atdata.protocols import AbstractDataStore, AbstractIndex
 from ._owner import OWNER_NAME
 from .repo import Repo
 
-__all__ = ["ConformancePoint", "RepoConformance"]
+__all__ = ["ConformancePoint", "RepoConformance", "damage_object"]
 
 PREFIX = "hive/v1"
 
@@ -50,6 +50,27 @@ class ConformancePoint:
 
 def _labels(dataset: atdata.Dataset[Any]) -> list[Any]:
     return [sample.label for sample in atdata.Dataset[ConformancePoint](dataset.url).ordered()]
+
+
+def damage_object(store: AbstractDataStore, url: str, how: str, offset: int | None = None) -> None:
+    """Damage the stored object at ``url`` as storage does, through ``store`` (any backend).
+
+    ``how``: ``"deleted"``; ``"truncated"`` (cut in half); ``"flipped"`` (one bit of the
+    byte at ``offset``, default the middle byte, changed in place).
+    """
+    (info,) = [i for i in store.list_objects() if i.url == str(url)]
+    if how == "deleted":
+        store.delete([info.key])
+        return
+    with store.open_read(info.url) as stream:
+        data = bytearray(stream.read())
+    if how == "truncated":
+        del data[len(data) // 2 :]
+    elif how == "flipped":
+        data[len(data) // 2 if offset is None else offset] ^= 0x10
+    else:
+        raise ValueError(f"how={how!r}: use 'deleted', 'truncated' or 'flipped'")
+    store.write_bytes(info.key, bytes(data))
 
 
 class RepoConformance:
@@ -98,16 +119,6 @@ class RepoConformance:
         assert second.cid == first.cid and self.objects(repo) == stored
         assert _labels(again) == list(range(60))
 
-    def damage_shard(self, repo: Repo, url: str, how: str) -> None:
-        """Delete (``how="deleted"``) or cut in half (``"truncated"``) the stored object at ``url``."""
-        (info,) = [i for i in repo.store.list_objects(f"{PREFIX}/") if i.url == str(url)]
-        if how == "deleted":
-            repo.store.delete([info.key])
-            return
-        with repo.store.open_read(info.url) as stream:
-            data = stream.read()
-        repo.store.write_bytes(info.key, data[: len(data) // 2])
-
     @pytest.mark.parametrize("how", ["deleted", "truncated"])
     def test_a_broken_stored_copy_is_replaced_not_reused(
         self, repo: Repo, source: atdata.Dataset[ConformancePoint], how: str
@@ -116,7 +127,7 @@ class RepoConformance:
         repo.insert(source, name="train-copy", maxcount=20, metadata={"copy": 1})  # shares the stored copy
         repo.insert(source, name="moved-on", maxcount=20)
         moved, _ = repo.insert(source, name="moved-on", maxcount=30)  # its newest version is other content
-        self.damage_shard(repo, stored.shard_list[1], how)
+        damage_object(repo.store, stored.shard_list[1], how)
         before = set(self.objects(repo))
 
         entry, fresh = repo.insert(source, name="train", maxcount=20)

@@ -11,15 +11,16 @@ import json
 import os
 import re
 import sys
-from typing import Any
+from typing import Any, cast
 
 import atdata
-from atdata.errors import EntryNotFound, InvalidArgument
+from atdata.errors import InvalidArgument
 from atdata.index_redis import LocalDatasetEntry, LocalIndex
 from atdata.sample import PackableSample
 from atdata.urls import expand_urls
 
 from .._progress import InsertProgress
+from .._verify import find_entry
 from ..repo import DEFAULT_GRACE, DEFAULT_MAXCOUNT, DEFAULT_MAXSIZE
 from ._base import Output, common_options, examples
 from ._connect import add_index_options, add_store_options, configure_reads, make_index, make_repo
@@ -237,14 +238,8 @@ def load_type(spec: str) -> type[PackableSample]:
 
 
 def resolve_entry(index: LocalIndex, ref: str) -> LocalDatasetEntry:
-    """The entry with CID ``ref``, else the newest named ``ref``."""
-    lookups = (index.get_entry, index.get_entry_by_name)
-    for lookup in lookups if ref.startswith("bafy") else reversed(lookups):
-        try:
-            return lookup(ref)
-        except EntryNotFound:
-            continue
-    raise EntryNotFound(f"no dataset named or with CID {ref!r} in {index!r}; `atdata ls` lists them")
+    """The entry with CID ``ref``, else the newest named ``ref`` (the rule ``Repo.verify`` uses)."""
+    return cast("LocalDatasetEntry", find_entry(index, ref))
 
 
 def _describe(entry: LocalDatasetEntry, sizes: ShardSizes | None, shards: int) -> dict[str, Any]:
