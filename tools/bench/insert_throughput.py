@@ -5,8 +5,10 @@ shards of ``--sample-kib`` samples at each size (1x, 4x, 16x ``--mib``), then co
 the same source into the same rclone server, each phase in its own subprocess so
 that peak RSS is the phase's own:
 
-- ``repo``:          ``Repo.insert(atdata.Dataset(source), maxcount=...)`` (streaming
-                     multipart uploads, schema + content record + index entry)
+- ``repo``:          ``Repo.insert(atdata.Dataset(source), maxcount=...)``: the checked
+                     insert (every sample's field names and wire types checked against
+                     ``BenchSample``, ``atdata.conform``), streaming multipart uploads,
+                     schema + content record + index entry
 - ``repo cached``:   the same with ``cache_local=True`` (local temp file, then upload)
 - ``baseline``:      ``wds.WebDataset(source)`` (no decoding) into ``wds.ShardWriter``
                      local files, each uploaded with boto3 ``upload_file`` when it closes

@@ -19,6 +19,7 @@ from atdata.errors import (
     IndexConnectionError,
     InvalidArgument,
     SchemaConflict,
+    SchemaMismatch,
     SchemaNotFound,
     StoreError,
 )
@@ -190,7 +191,7 @@ def test_empty_dataset_is_refused(disk_repo: Repo, tmp_path: Path) -> None:
 class _TrackedSource:
     """A dataset whose ``raw_samples`` generator records whether it was closed."""
 
-    sample_type = None  # no schema: the insert fails after peeking the first sample
+    sample_type = Point
 
     def __init__(self, samples: list[tuple[str, bytes]]) -> None:
         self.samples, self.closed = samples, False
@@ -204,12 +205,14 @@ class _TrackedSource:
 
 def test_a_failed_insert_closes_the_source_stream(disk_repo: Repo) -> None:
     """The source's reader (prefetch threads, open shards) stops when the insert fails,
-    not when the exception's traceback is garbage-collected."""
-    source = _TrackedSource([(f"{i:06d}", p.packed) for i, p in enumerate(make_points(3))])
-    with pytest.raises(InvalidArgument, match="cannot tell the schema") as info:
+    not when the exception's traceback is garbage-collected. Here the failure is the
+    third sample, which is not a Point (a source that is not an atdata.Dataset is
+    checked sample by sample)."""
+    source = _TrackedSource([(f"{i:06d}", p.packed) for i, p in enumerate(make_points(2))] + [("bad", b"\xc1")])
+    with pytest.raises(SchemaMismatch, match="member 'bad.msgpack' does not match Point") as info:
         disk_repo.insert(source, name="x")
     assert info.value is not None and source.closed
-    assert list(disk_repo.store.list_objects()) == []
+    assert hive_files(disk_repo) == []
 
 
 def test_index_failure_removes_everything_written(

@@ -27,6 +27,7 @@ from ._read.loader import Loader
 from ._read.prefetch import Prefetcher
 from ._read.shard import iter_chunks
 from ._read.state import check_state, merge_state_dicts
+from .conform import SampleCheck
 from .errors import InvalidArgument
 from .openers import open_url
 from .sample import DictSample
@@ -210,21 +211,36 @@ class Dataset(Generic[T]):
             even=even,
         )
 
-    def raw_samples(self) -> Iterator[tuple[str, bytes]]:
+    def raw_samples(self, *, check: type | None = None) -> Iterator[tuple[str, bytes]]:
         """``(key, msgpack bytes)`` of every sample, in shard order, without decoding.
 
         Reads every shard whatever the worker or rank: this is for copying a dataset
         (re-sharding into a store), not for training.
 
+        Parameters
+        ----------
+        check
+            A sample class: every sample's field names and wire types are checked
+            against it (:mod:`atdata.conform`) before its chunk's samples are yielded.
+            What an insert does, so that it never indexes samples no reader could
+            decode. Cheap for fixed-size samples (one check per chunk).
+
         Raises
         ------
         ShardError
             A corrupt or truncated shard, after the samples before the problem.
+        SchemaMismatch
+            With ``check``: a sample that does not match it (naming shard and member).
         """
+        checker = SampleCheck(check) if check is not None else None
         prefetcher = Prefetcher(self._shards)
         try:
             for url in self._shards:
+                if checker is not None:
+                    checker.new_shard()
                 for chunk in iter_chunks(url, prefetcher=prefetcher):
+                    if checker is not None:
+                        checker.chunk(url, chunk.keys, chunk.views, chunk.rows)
                     for key, view in zip(chunk.keys, chunk.views):
                         yield key, bytes(view)
         finally:

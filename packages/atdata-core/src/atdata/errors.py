@@ -21,6 +21,7 @@ that builtin in, so existing ``except`` clauses keep working::
     ├── SchemaError                           type <-> schema record problems
     │   ├── UnsupportedFieldType (+TypeError) an annotation atdata cannot pack
     │   ├── SchemaConflict                    same schema version published with different fields
+    │   ├── SchemaMismatch (+ValueError)      stored samples that do not match the sample type (names shard, member)
     │   ├── InvalidSchemaRef (+ValueError)    a schema ref that is not local://schemas/{module}.{Class}@{semver}
     │   └── SchemaNotFound (+LookupError)     no schema under that ref or name
     ├── EntryNotFound (+KeyError)             no index entry with that name or CID
@@ -66,6 +67,7 @@ __all__ = [
     "RecordNotFound",
     "SampleDecodeError",
     "SchemaConflict",
+    "SchemaMismatch",
     "SchemaError",
     "SchemaNotFound",
     "ShardDigestMismatch",
@@ -150,6 +152,30 @@ class SchemaConflict(SchemaError):
 
     Publish under a new version instead; published versions are immutable.
     """
+
+
+class SchemaMismatch(SchemaError, ValueError):
+    """Stored samples whose field names or wire types are not the sample type's.
+
+    Raised by an insert before anything is indexed (``Repo.insert``, ``atdata insert``):
+    the message names the shard, the member, the fields the type declares and the
+    fields the sample holds (each with its wire type). Attributes ``url``, ``member``,
+    ``expected`` and ``found`` hold the same (``found`` is ``None`` for a member that is
+    not a msgpack map at all).
+    """
+
+    def __init__(self, message: str, *, url: str, member: str, expected: list[str], found: list[str] | None) -> None:
+        super().__init__(message)
+        self.url, self.member, self.expected, self.found = url, member, expected, found
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_schema_mismatch, (str(self), self.url, self.member, self.expected, self.found))
+
+
+def _schema_mismatch(
+    message: str, url: str, member: str, expected: list[str], found: list[str] | None
+) -> SchemaMismatch:
+    return SchemaMismatch(message, url=url, member=member, expected=expected, found=found)
 
 
 class InvalidSchemaRef(SchemaError, ValueError):

@@ -1,9 +1,11 @@
 """What ``Repo.insert`` checks and reads before it writes anything.
 
 Arguments the index or store would refuse are refused here, before the first upload;
-the source's samples are opened (and refused if empty) and closed when the insert ends;
-the sample type gives the schema ref, published first (a schema without an entry is
-harmless, and publishing first fails fast on a conflict or an unreachable index).
+the sample type and schema ref are decided (reading the index only); the source's samples
+are opened, checked against the sample type (refused if empty or if the first sample
+does not match) and closed when the insert ends; then the schema is published, the
+insert's first write (a schema without an entry is harmless, and publishing first
+fails fast on a conflict or an unreachable index).
 """
 
 from __future__ import annotations
@@ -11,17 +13,26 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import atdata
 from atdata import schema as _schema
+from atdata.conform import SampleCheck
 from atdata.errors import InvalidArgument, SchemaConflict, SchemaNotFound
 from atdata.names import check_entry_name
 from atdata.protocols import AbstractIndex, DatasetLike
 from atdata.sample import DictSample, PackableSample
 
-__all__ = ["check_insert_args", "dataset_metadata", "resolve_type_schema", "source_samples"]
+__all__ = [
+    "SchemaPlan",
+    "check_insert_args",
+    "dataset_metadata",
+    "plan_schema",
+    "plan_type_schema",
+    "source_samples",
+]
 
 
 def check_insert_args(name: Any, metadata: Any, cache_local: Any) -> None:
@@ -39,25 +50,50 @@ def check_insert_args(name: Any, metadata: Any, cache_local: Any) -> None:
 
 
 @contextlib.contextmanager
-def source_samples(dataset: DatasetLike) -> Iterator[Iterator[Any]]:
-    """``dataset.raw_samples()``, refused if empty before anything is written, and closed on
-    exit: a failed insert stops the source's reader (prefetch threads, open shards) at once."""
-    raw = getattr(dataset, "raw_samples", None)
-    if not callable(raw):
-        raise InvalidArgument(
-            f"cannot insert a {type(dataset).__name__}: pass an atdata.Dataset (write samples to tar shards "
-            "with atdata.write_samples first)"
-        )
-    samples = iter(raw())
+def source_samples(dataset: DatasetLike, sample_type: type) -> Iterator[Iterator[Any]]:
+    """``dataset.raw_samples()``, each checked against ``sample_type`` (:mod:`atdata.conform`),
+    refused if empty, or if the first sample does not match, before anything is written;
+    closed on exit: a failed insert stops the source's reader (prefetch threads, open
+    shards) at once."""
+    raw = _raw_samples(dataset)
+    if isinstance(dataset, atdata.Dataset):
+        samples = iter(dataset.raw_samples(check=sample_type))  # by layout, a chunk at a time
+    else:
+        samples = _checked(raw(), SampleCheck(sample_type), repr(dataset)[:200])
     try:
         first = next(samples, None)
         if first is None:
             raise InvalidArgument(f"dataset {repr(dataset)[:200]} has no samples: nothing to insert")
         yield itertools.chain([first], samples)
     finally:
-        close = getattr(samples, "close", None)  # generators have it; other iterators need none
-        if close is not None:
-            close()
+        _close(samples)
+
+
+def _raw_samples(dataset: DatasetLike) -> Any:
+    raw = getattr(dataset, "raw_samples", None)
+    if not callable(raw):
+        raise InvalidArgument(
+            f"cannot insert a {type(dataset).__name__}: pass an atdata.Dataset (write samples to tar shards "
+            "with atdata.write_samples first)"
+        )
+    return raw
+
+
+def _checked(samples: Iterable[tuple[str, bytes]], check: SampleCheck, source: str) -> Iterator[tuple[str, bytes]]:
+    """The samples of a dataset that is not an ``atdata.Dataset``, checked one by one
+    (closing this closes the source's iterator too)."""
+    try:
+        for key, raw in samples:
+            check.sample(source, key, raw)
+            yield key, raw
+    finally:
+        _close(samples)
+
+
+def _close(samples: Any) -> None:
+    close = getattr(samples, "close", None)  # generators have it; other iterators need none
+    if close is not None:
+        close()
 
 
 def dataset_metadata(dataset: DatasetLike) -> bytes | None:
@@ -69,10 +105,35 @@ def dataset_metadata(dataset: DatasetLike) -> bytes | None:
         return stream.read()
 
 
-def resolve_type_schema(
-    index: AbstractIndex, sample_type: Any, schema_ref: str | None, source: Any
-) -> tuple[type, str]:
-    """The sample type and (published) schema ref of an insert of ``source``'s samples."""
+@dataclass(frozen=True)
+class SchemaPlan:
+    """What an insert indexes its samples as, decided before anything is written.
+
+    ``publish`` says whether :meth:`apply` publishes the sample type's schema (under
+    ``version``; None: the next version of the class) or ``schema_ref`` is already there.
+    """
+
+    sample_type: type
+    schema_ref: str | None
+    publish: bool = False
+    version: str | None = None
+
+    def apply(self, index: AbstractIndex) -> str:
+        """The insert's schema ref, published first if it is new (the insert's first write)."""
+        if self.publish:
+            return index.publish_schema(self.sample_type, version=self.version)
+        assert self.schema_ref is not None  # noqa: S101 - set whenever nothing is published
+        return self.schema_ref
+
+
+def plan_schema(index: AbstractIndex, dataset: DatasetLike, schema_ref: str | None) -> SchemaPlan:
+    """The stored dataset's sample type and schema ref of an insert of ``dataset`` (reads only)."""
+    _raw_samples(dataset)  # a list of samples, say: refused as such, not for its missing type
+    return plan_type_schema(index, getattr(dataset, "sample_type", None), schema_ref, dataset)
+
+
+def plan_type_schema(index: AbstractIndex, sample_type: Any, schema_ref: str | None, source: Any) -> SchemaPlan:
+    """The :class:`SchemaPlan` of an insert of ``source``'s samples of ``sample_type`` (reads only)."""
     packable = (
         isinstance(sample_type, type) and issubclass(sample_type, PackableSample) and sample_type is not DictSample
     )
@@ -82,7 +143,7 @@ def resolve_type_schema(
                 f"cannot tell the schema of {repr(source)[:200]}: use atdata.Dataset[YourSampleClass](...) "
                 "(or sample_type=YourSampleClass) or pass schema_ref= of a published schema"
             )
-        return sample_type, index.publish_schema(sample_type, version=None)
+        return SchemaPlan(sample_type, None, publish=True)
     ref = _schema.parse_schema_ref(schema_ref)
     try:
         record = index.get_schema(schema_ref)
@@ -92,12 +153,12 @@ def resolve_type_schema(
                 f"schema_ref={schema_ref!r} is not published in {index!r}: publish it with "
                 "repo.index.publish_schema(SampleClass, version=...)"
             ) from None
-        return sample_type, index.publish_schema(sample_type, version=ref.version)
+        return SchemaPlan(sample_type, schema_ref, publish=True, version=ref.version)
     if not packable:
-        return index.decode_schema(schema_ref), schema_ref
+        return SchemaPlan(index.decode_schema(schema_ref), schema_ref)
     if not _schema.same_fields(record, _schema.to_record(sample_type, ref.version)):
         raise SchemaConflict(
             f"schema_ref={schema_ref!r} has other fields than {sample_type.__qualname__}: pass the ref "
             "of this class's schema, or schema_ref=None to publish it"
         )
-    return sample_type, schema_ref
+    return SchemaPlan(sample_type, schema_ref)

@@ -57,7 +57,7 @@ from ._commit import publish
 from ._content import Content
 from ._gc import GcReport
 from ._hive import Hive, parse_hive_path
-from ._insert_args import check_insert_args, dataset_metadata, resolve_type_schema, source_samples
+from ._insert_args import SchemaPlan, check_insert_args, dataset_metadata, plan_schema, plan_type_schema, source_samples
 from ._pending import PendingInsert
 from ._progress import InsertProgress
 from ._verify import ShardCheck, VerifyReport
@@ -190,8 +190,10 @@ class Repo:
     ) -> tuple[IndexEntry, atdata.Dataset[Any]]:
         """Copy ``dataset`` into the hive as new shards and index it under ``name``.
 
-        Samples are copied as stored (``dataset.raw_samples()``): never decoded or
-        re-encoded. Inserting identical content (same samples and shard limits, schema
+        Samples are copied as stored (``dataset.raw_samples()``): never re-encoded, but
+        each is checked against the sample type first (field names and wire types, see
+        :mod:`atdata.conform`), so no entry ever names samples its readers cannot decode.
+        Inserting identical content (same samples and shard limits, schema
         and dataset metadata) again reuses the stored shards (same CID) once each was
         found with its recorded size; if one is missing or truncated, the fresh shards
         are kept instead (a new CID) and the names that pointed at the broken copy now
@@ -228,6 +230,11 @@ class Repo:
         ------
         InvalidArgument
             Bad name, limits, metadata or dataset; an empty dataset. Nothing is written.
+        SchemaMismatch
+            A sample's field names or wire types are not the sample type's (or a member
+            is not msgpack): names the shard, member and both field lists. No entry is
+            written and no staged shard is left (a mismatch in the first sample comes
+            before anything is written at all).
         SchemaConflict, SchemaNotFound
             ``schema_ref`` does not fit the sample type, or is not published.
         StoreError, IndexConnectionError
@@ -236,9 +243,9 @@ class Repo:
         check_insert_args(name, metadata, cache_local)
         check_limits(maxcount, maxsize)  # before the hive claim and schema publish below
         limits = {"maxcount": maxcount, "maxsize": maxsize, "cache_local": cache_local}
-        with source_samples(dataset) as samples:
-            sample_type = getattr(dataset, "sample_type", None)
-            pending = self._begin(sample_type, schema_ref, name, metadata, source=dataset)  # the first write
+        plan = plan_schema(self.index, dataset, schema_ref)  # reads only
+        with source_samples(dataset, plan.sample_type) as samples:  # each checked; the first before any write
+            pending = self._begin(plan, name, metadata)  # the first write
             try:
                 meta_bytes = dataset_metadata(dataset)
                 shards = _stage_shards(pending.staged, samples, progress, name, limits)
@@ -267,18 +274,13 @@ class Repo:
             As :meth:`insert`; nothing is written.
         """
         check_insert_args(name, metadata, False)
-        return self._begin(sample_type, schema_ref, name, metadata, source=sample_type)
+        return self._begin(plan_type_schema(self.index, sample_type, schema_ref, sample_type), name, metadata)
 
-    def _begin(
-        self, sample_type: Any, schema_ref: str | None, name: str, metadata: dict[str, Any] | None, *, source: Any
-    ) -> PendingInsert:
-        """Step 1 of every insert: the schema published, the hive claimed, the transaction begun.
-
-        ``source`` is what an error about the schema names (the dataset, or the sample type).
-        """
-        sample_type, ref = resolve_type_schema(self.index, sample_type, schema_ref, source)
+    def _begin(self, plan: SchemaPlan, name: str, metadata: dict[str, Any] | None) -> PendingInsert:
+        """Step 1 of every insert: the schema published (``plan``), the hive claimed, the transaction begun."""
+        ref = plan.apply(self.index)
         _owner.claim(self._hive, self.index)
-        return PendingInsert(StagedInsert(self.store, self.prefix), sample_type, ref, name, metadata)
+        return PendingInsert(StagedInsert(self.store, self.prefix), plan.sample_type, ref, name, metadata)
 
     def commit_insert(
         self, pending: PendingInsert, shards: Iterable[WrittenShard]
