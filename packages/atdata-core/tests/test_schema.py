@@ -220,24 +220,51 @@ def test_schema_ref_and_parse_schema_ref() -> None:
 
 
 @pytest.mark.parametrize(
+    ("ref", "name", "module"),
+    [
+        ("local://schemas/Test@1.0.0", "Test", ""),  # the module part is optional (issue 13)
+        ("local://schemas/ImageSample@1.0.0", "ImageSample", ""),
+        ("local://schemas/my-pkg.sub.Thing@2.1.3-rc.1", "my-pkg.sub.Thing", "my-pkg.sub"),
+        ("local://schemas/mymodule.Image-Sample@1.0.0", "mymodule.Image-Sample", "mymodule"),
+    ],
+)
+def test_any_dotted_name_is_a_local_ref(ref: str, name: str, module: str) -> None:
+    parsed = schema.parse_schema_ref(ref)
+    assert (parsed.name, parsed.module, str(parsed)) == (name, module, ref)
+    assert schema.check_schema_ref(ref) == parsed
+
+
+def test_check_schema_ref_takes_the_at_uri_of_a_published_schema() -> None:
+    assert schema.check_schema_ref("at://did:plc:abc123/science.alt.dataset.schema/3kabc2x") is None
+    with pytest.raises(InvalidSchemaRef, match="parse_schema_ref|local://schemas/"):
+        schema.parse_schema_ref("at://did:plc:abc123/science.alt.dataset.schema/3kabc2x")  # local refs only
+    with pytest.raises(InvalidSchemaRef, match=r"'at://did:plc:abc'.*AUTHORITY/COLLECTION/RKEY"):
+        schema.check_schema_ref("at://did:plc:abc")
+
+
+@pytest.mark.parametrize(
     "ref",
     [
         "mymodule.ImageSample@1.0.0",
+        "Test@1.0.0",
         "local://schemas/mymodule.ImageSample",
-        "local://schemas/ImageSample@1.0.0",
-        "local://schemas/mymodule.Image-Sample@1.0.0",
         "local://schemas/my module.ImageSample@1.0.0",
         "local://schemas/.ImageSample@1.0.0",
+        "local://schemas/@1.0.0",
         "local://schemas/mymodule.ImageSample@1.0",
         "local://schemas/mymodule.ImageSample@01.0.0",
         "local://schemas/mymodule.ImageSample@latest",
         "atdata://local/schema/ImageSample@1.0.0",
+        "https://example.com/schema.json",
         42,
     ],
 )
-def test_invalid_schema_refs_show_the_expected_form(ref: Any) -> None:
-    with pytest.raises(InvalidSchemaRef, match=r"local://schemas/\{module\}\.\{Class\}@\{semver\}"):
-        schema.parse_schema_ref(ref)
+def test_invalid_schema_refs_show_the_expected_forms(ref: Any) -> None:
+    for check in (schema.parse_schema_ref, schema.check_schema_ref):
+        with pytest.raises(InvalidSchemaRef) as refused:
+            check(ref)
+        assert repr(ref) in str(refused.value)
+        assert "local://schemas/{name}@{semver}" in str(refused.value) and "at://" in str(refused.value)
     assert issubclass(InvalidSchemaRef, ValueError)
 
 

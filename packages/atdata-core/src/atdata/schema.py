@@ -14,7 +14,9 @@ for ``dict[str, Any]``), so records it wrote decode here. :func:`from_record` ge
 packable dataclass with the same fields, so data written with the original class reads
 with the generated one and back (the wire format depends only on field names and kinds).
 
-Schema refs name a published version: ``local://schemas/{module}.{Class}@{semver}``.
+Schema refs name a published version: ``local://schemas/{module}.{Class}@{semver}`` (any
+dotted name, a module part optional: ``local://schemas/Test@1.0.0``), or a schema
+published on ATProto by its ``at://`` record URI (:func:`check_schema_ref` takes both).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .sample import DictSample, PackableSample, fields_of, packable
 __all__ = [
     "SCHEMA_REF_PREFIX",
     "SchemaRef",
+    "check_schema_ref",
     "from_record",
     "parse_schema_ref",
     "same_fields",
@@ -56,9 +59,16 @@ _SEMVER = re.compile(
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
 )
 _TYPE_PREFIX = "local#"
-# module.Class: dotted module segments (hyphens allowed: modules imported by path have them),
-# then a class name that is a Python identifier.
-_REF_NAME = re.compile(r"[\w-]+(?:\.[\w-]+)*\.[A-Za-z_]\w*")
+# NAME: dotted segments (hyphens allowed: modules imported by path have them). What atdata
+# publishes is module.Class, but the module part is optional: 'Test' is a name too.
+_REF_NAME = re.compile(r"[\w-]+(?:\.[\w-]+)*")
+# at://AUTHORITY/COLLECTION/RKEY: the record URI of a schema published on ATProto.
+_AT_REF = re.compile(r"at://[\w.:%-]+/[A-Za-z][\w-]*(?:\.[\w-]+)+/[\w.:~-]+")
+_REF_FORMS = (
+    f"expected {SCHEMA_REF_PREFIX}{{name}}@{{semver}} (e.g. {_EXAMPLE_REF!r} or "
+    f"'{SCHEMA_REF_PREFIX}Test@1.0.0') or the at:// URI of a published schema "
+    "(at://did:plc:.../science.alt.dataset.schema/RKEY)"
+)
 
 
 @dataclass(frozen=True)
@@ -104,30 +114,45 @@ def schema_ref(sample_type: type, version: str) -> str:
 
 
 def parse_schema_ref(ref: str) -> SchemaRef:
-    """Split and validate a schema ref.
+    """Split and validate a local schema ref: ``local://schemas/{name}@{semver}``.
+
+    ``name`` is what atdata publishes, ``module.Class``, or any dotted name (the module
+    part is optional: ``local://schemas/Test@1.0.0`` is valid). For refs that may also be
+    an ``at://`` URI, use :func:`check_schema_ref`.
 
     Raises
     ------
     InvalidSchemaRef
-        If ``ref`` is not ``local://schemas/{module}.{Class}@{semver}``; the message
-        shows the expected form.
+        If ``ref`` is not of that form; the message shows the expected forms.
     """
     if not isinstance(ref, str) or not ref.startswith(SCHEMA_REF_PREFIX) or "@" not in ref:
-        raise InvalidSchemaRef(
-            f"invalid schema ref {ref!r}: expected {SCHEMA_REF_PREFIX}{{module}}.{{Class}}@{{semver}}, e.g. {_EXAMPLE_REF}"
-        )
+        raise InvalidSchemaRef(f"invalid schema ref {ref!r}: {_REF_FORMS}")
     name, _, version = ref[len(SCHEMA_REF_PREFIX) :].rpartition("@")
     if not _REF_NAME.fullmatch(name):
-        raise InvalidSchemaRef(
-            f"invalid schema ref {ref!r}: {name!r} is not a dotted module.Class name; "
-            f"expected {SCHEMA_REF_PREFIX}{{module}}.{{Class}}@{{semver}}, e.g. {_EXAMPLE_REF}"
-        )
+        raise InvalidSchemaRef(f"invalid schema ref {ref!r}: {name!r} is not a (dotted) name; {_REF_FORMS}")
     if not _SEMVER.fullmatch(version):
         raise InvalidSchemaRef(
-            f"invalid schema ref {ref!r}: version {version!r} is not semver MAJOR.MINOR.PATCH; "
-            f"expected {SCHEMA_REF_PREFIX}{{module}}.{{Class}}@{{semver}}, e.g. {_EXAMPLE_REF}"
+            f"invalid schema ref {ref!r}: version {version!r} is not semver MAJOR.MINOR.PATCH; {_REF_FORMS}"
         )
     return SchemaRef(name=name, version=version)
+
+
+def check_schema_ref(ref: Any) -> SchemaRef | None:
+    """Validate any ref an entry may record: the parsed local ref, or None for an ``at://`` URI.
+
+    Raises
+    ------
+    InvalidSchemaRef
+        ``ref`` is neither ``local://schemas/{name}@{semver}`` nor the ``at://`` URI of a
+        schema record; the message shows both forms.
+    """
+    if isinstance(ref, str) and ref.startswith("at://"):
+        if not _AT_REF.fullmatch(ref):
+            raise InvalidSchemaRef(
+                f"invalid schema ref {ref!r}: not an at://AUTHORITY/COLLECTION/RKEY URI; {_REF_FORMS}"
+            )
+        return None
+    return parse_schema_ref(ref)
 
 
 def to_record(sample_type: type, version: str, description: str | None = None) -> dict[str, Any]:

@@ -11,8 +11,9 @@ import re
 import time
 from typing import Any
 
+from atdata import schema as _schema
 from atdata.cid import parse_cid
-from atdata.errors import InvalidArgument, InvalidSchemaRef
+from atdata.errors import InvalidArgument
 from atdata.names import check_entry_name
 from atdata.protocols import DatasetLike
 
@@ -29,18 +30,7 @@ __all__ = [
     "split_local_ref",
 ]
 
-LOCAL_PREFIX = "local://schemas/"
 _PUBLISH_VERSION = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
-# local://schemas/NAME@SEMVER: NAME is 'module.Class' for what atdata publishes, but any
-# dotted name (e.g. 'Test') is a valid ref; pre-release/build suffixes are semver too.
-_LOCAL_REF = re.compile(r"local://schemas/([\w-]+(?:\.[\w-]+)*)@(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?)")
-# at://AUTHORITY/COLLECTION/RKEY: the record URI of a schema published on ATProto.
-_AT_REF = re.compile(r"at://[\w.:%-]+/[A-Za-z][\w-]*(?:\.[\w-]+)+/[\w.:~-]+")
-_REF_FORMS = (
-    "expected local://schemas/{name}@{semver} (e.g. 'local://schemas/mymodule.ImageSample@1.0.0' "
-    "or 'local://schemas/Test@1.0.0') or the at:// URI of a published schema "
-    "(at://did:plc:.../science.alt.dataset.schema/RKEY)"
-)
 
 
 def check_name(name: Any) -> None:
@@ -67,15 +57,16 @@ def data_urls(dataset: DatasetLike) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _valid_ref(ref: str) -> bool:
+def _checked_ref(ref: str) -> tuple[str, str] | None:
     """Checked once per ref: bulk adds repeat the same few refs thousands of times."""
-    return bool(_LOCAL_REF.fullmatch(ref) or _AT_REF.fullmatch(ref))
+    parsed = _schema.check_schema_ref(ref)
+    return None if parsed is None else (parsed.name, parsed.version)
 
 
 def check_schema_ref(ref: Any) -> None:
-    """A ref ``add_entry`` records: any local name@semver, or a published schema's at:// URI."""
-    if not isinstance(ref, str) or not _valid_ref(ref):
-        raise InvalidSchemaRef(f"invalid schema ref {ref!r}: {_REF_FORMS}")
+    """A ref ``add_entry`` records: any local name@semver, or a published schema's at:// URI
+    (:func:`atdata.schema.check_schema_ref`)."""
+    split_local_ref(ref)
 
 
 def split_local_ref(ref: Any) -> tuple[str, str] | None:
@@ -86,9 +77,9 @@ def split_local_ref(ref: Any) -> tuple[str, str] | None:
     InvalidSchemaRef
         ``ref`` is neither form.
     """
-    check_schema_ref(ref)
-    match = _LOCAL_REF.fullmatch(ref)
-    return (match[1], match[2]) if match else None
+    if not isinstance(ref, str):
+        _schema.check_schema_ref(ref)  # raises, naming the value
+    return _checked_ref(ref)
 
 
 def check_version(version: Any) -> None:

@@ -117,11 +117,19 @@ class SchemaMethods:
         """
         parsed = split_local_ref(ref)
         if parsed is None:
-            raise SchemaNotFound(f"{ref!r} is a schema published on ATProto, not in {self!r}: read it from there")
+            raise SchemaNotFound(
+                f"{ref!r} is a schema published on ATProto, not in {self!r}: read it from there "
+                "(atdata.atmosphere's AtmosphereIndex.get_schema / decode_schema), or read the data "
+                "with the sample class itself: atdata.Dataset[YourClass](entry.data_urls[0])"
+            )
         try:
             return self._schema_record(*parsed)
         except SchemaNotFound:
-            raise SchemaNotFound(f"no schema published as {ref!r} in {self!r}") from None
+            raise SchemaNotFound(
+                f"no schema published as {ref!r} in {self!r}: publish it here "
+                f"(index.publish_schema(YourClass, version={parsed[1]!r})), or read the data with the sample "
+                "class itself: atdata.Dataset[YourClass](entry.data_urls[0])"
+            ) from None
 
     def _schema_record(self, name: str, version: str) -> dict[str, Any]:
         with translate_errors(self._spec):

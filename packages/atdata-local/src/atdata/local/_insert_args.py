@@ -144,19 +144,28 @@ def plan_type_schema(index: AbstractIndex, sample_type: Any, schema_ref: str | N
                 "(or sample_type=YourSampleClass) or pass schema_ref= of a published schema"
             )
         return SchemaPlan(sample_type, None, publish=True)
-    ref = _schema.parse_schema_ref(schema_ref)
+    ref = _schema.check_schema_ref(schema_ref)  # None: the at:// URI of a schema published on ATProto
     try:
         record = index.get_schema(schema_ref)
     except SchemaNotFound:
         if not packable:
+            hint = (
+                "publish it with repo.index.publish_schema(SampleClass, version=...)"
+                if ref is not None
+                else "pass the sample class with it: atdata.Dataset[SampleClass](...) and schema_ref="
+            )
             raise SchemaNotFound(
-                f"schema_ref={schema_ref!r} is not published in {index!r}: publish it with "
-                "repo.index.publish_schema(SampleClass, version=...)"
+                f"schema_ref={schema_ref!r} is not in {index!r}, so the samples cannot be checked against it: {hint}"
             ) from None
-        return SchemaPlan(sample_type, schema_ref, publish=True, version=ref.version)
+        if ref is not None and _schema.schema_ref(sample_type, ref.version) == schema_ref:
+            return SchemaPlan(sample_type, schema_ref, publish=True, version=ref.version)
+        # Another name, or an at:// URI: the class cannot be published under it here, so the
+        # entry records the ref as given (as add_entry does); the samples are checked against the class.
+        return SchemaPlan(sample_type, schema_ref)
     if not packable:
         return SchemaPlan(index.decode_schema(schema_ref), schema_ref)
-    if not _schema.same_fields(record, _schema.to_record(sample_type, ref.version)):
+    mine = _schema.to_record(sample_type, ref.version if ref is not None else str(record.get("version")))
+    if not _schema.same_fields(record, {**mine, "name": record.get("name")}):  # the fields, whatever the name
         raise SchemaConflict(
             f"schema_ref={schema_ref!r} has other fields than {sample_type.__qualname__}: pass the ref "
             "of this class's schema, or schema_ref=None to publish it"

@@ -211,9 +211,13 @@ class Repo:
         maxcount, maxsize
             Samples / bytes per shard (None: no limit).
         schema_ref
-            A published schema (``local://schemas/{module}.{Class}@{version}``) for data
-            whose sample type is not a packable class. With a packable class it is
-            published under that version if new, and must match its fields.
+            Any ``local://schemas/{name}@{semver}`` (a module part is optional:
+            ``local://schemas/Test@1.0.0``) or the ``at://`` URI of a published schema.
+            Data whose sample type is not a packable class needs one published in
+            :attr:`index` (its samples are checked against it). With a packable class it
+            must have the class's fields if published; the class's own ref is published
+            under that version if new; any other ref (another name, an ``at://`` URI) is
+            recorded as given, the samples checked against the class.
         metadata
             JSON-serialisable metadata for the index entry (not part of the CID).
         progress
