@@ -16,6 +16,7 @@ import atdata
 from atdata._read.shard import iter_chunks
 from atdata.dataset import Loader, merge_state_dicts
 from atdata.errors import InvalidArgument, SampleDecodeError, ShardError, UnsupportedURL
+from atdata.shard_url import ShardURL
 
 FIXTURE = Path("/work/shared/fixtures/upstream-test-samples.tar")
 
@@ -475,3 +476,23 @@ def test_paths_read_as_their_strings(tmp_path: Path) -> None:
     assert list(atdata.Dataset[FixedSample](Path(shards[0])).ordered()) == [fixed(i) for i in range(3)]
     both = atdata.Dataset[FixedSample]([Path(shards[0]), shards[1]])
     assert both.shard_list == shards and list(both.ordered()) == [fixed(i) for i in range(6)]
+
+
+# -- length ------------------------------------------------------------------------------
+
+
+def test_len_is_the_count_the_shard_urls_carry(tmp_path: Path) -> None:
+    pattern = write_shards(tmp_path, [training(i) for i in range(25)], 10)
+    shards = atdata.Dataset(pattern).shard_list
+    counted = atdata.Dataset[TrainingSample]([ShardURL(url, num_samples=n) for url, n in zip(shards, (10, 10, 5))])
+    assert len(counted) == counted.num_samples == 25 == len(list(counted))
+
+
+def test_len_of_plain_urls_is_a_type_error_saying_why(dataset: atdata.Dataset[TrainingSample]) -> None:
+    assert dataset.num_samples is None
+    with pytest.raises(TypeError, match=r"len\(\) of Dataset\[TrainingSample\].* is unknown: its shard URLs carry no"):
+        len(dataset)
+    assert bool(dataset) is True  # truth does not need the length
+    assert len(list(dataset)) == 100  # list() takes the TypeError as "no length hint"
+    partly = atdata.Dataset([ShardURL(dataset.shard_list[0], num_samples=10), *dataset.shard_list[1:]])
+    assert partly.num_samples is None

@@ -29,6 +29,7 @@ from ._read.shard import iter_chunks
 from ._read.state import check_state, merge_state_dicts
 from .conform import SampleCheck
 from .errors import InvalidArgument
+from .manifest import shard_record
 from .openers import open_url
 from .sample import DictSample
 from .urls import expand_urls
@@ -93,6 +94,44 @@ class Dataset(Generic[T]):
     def shard_list(self) -> list[str]:
         """Every shard URL, braces expanded, in order."""
         return list(self._shards)
+
+    @property
+    def num_samples(self) -> int | None:
+        """How many samples the shards hold, when every shard URL says (else None).
+
+        The URLs of an index entry (``entry.data_urls``) and of ``Repo.insert``'s stored
+        dataset carry each shard's count, recorded when it was written (its manifest,
+        :mod:`atdata.shard_url`); plain paths and URLs carry none. Nothing is read.
+        """
+        total = 0
+        for url in self._shards:
+            record = shard_record(url)
+            count = record.num_samples if record is not None else getattr(url, "num_samples", None)
+            if not isinstance(count, int):
+                return None
+            total += count
+        return total
+
+    def __len__(self) -> int:
+        """:attr:`num_samples`, for ``len(dataset)``.
+
+        Raises
+        ------
+        TypeError
+            The count is unknown (a shard URL carries none), as Python's ``len`` protocol
+            expects of an object without a length: ``list(dataset)`` still works.
+        """
+        count = self.num_samples
+        if count is None:
+            raise TypeError(
+                f"len() of {self!r} is unknown: its shard URLs carry no sample count (only an index entry's "
+                "data_urls and Repo.insert's result do); count by reading: sum(1 for _ in dataset.raw_samples())"
+            )
+        return count
+
+    def __bool__(self) -> bool:
+        """Always true: a dataset names at least one shard (``if dataset:`` must not need its length)."""
+        return True
 
     @property
     def sample_type(self) -> type[T]:

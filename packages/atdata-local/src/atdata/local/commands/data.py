@@ -74,10 +74,10 @@ def _register_ls(subparsers: Any) -> None:
     ls = _command(
         subparsers,
         "ls",
-        "list indexed datasets (name, CID, schema, shards, size)",
+        "list indexed datasets (name, CID, schema, shards, samples, size)",
         "List the datasets in the index, sorted by name: the newest version of each name (--all: every "
-        "version, newest first) with its CID, schema, number of shards and total size (measured in the "
-        "store; '?' when the store cannot be read).",
+        "version, newest first) with its CID, schema, number of shards, samples (recorded at insert; '?' if "
+        "not) and total size (measured in the store; '?' when the store cannot be read).",
         _ls,
     )
     ls.add_argument("--all", action="store_true", help="every version of each name, not only the newest")
@@ -89,7 +89,7 @@ def _register_show(subparsers: Any) -> None:
         subparsers,
         "show",
         "show one dataset by name or CID",
-        "Show a dataset: name, CID, schema, data URLs, shards and size (missing shards are reported, exit "
+        "Show a dataset: name, CID, schema, data URLs, shards, samples and size (missing shards are reported, exit "
         "1), entry metadata and how many versions the name has.",
         _show,
     )
@@ -249,6 +249,7 @@ def _describe(entry: LocalDatasetEntry, sizes: ShardSizes | None, shards: int) -
         "schema_ref": entry.schema_ref,
         "data_urls": entry.data_urls,
         "shards": shards,
+        "samples": atdata.Dataset(entry.data_urls).num_samples,  # recorded at insert; None: unknown
         "size": None if sizes is None else sizes.total,
         "missing_shards": None if sizes is None else sizes.missing,
         "metadata": entry.metadata,
@@ -262,6 +263,10 @@ def _size_text(row: dict[str, Any]) -> str:
     return human_bytes(row["size"]) + missing
 
 
+def _count_text(row: dict[str, Any]) -> str:
+    return "?" if row["samples"] is None else f"{row['samples']:,}"
+
+
 def _short_schema(ref: str) -> str:
     return ref.removeprefix("local://schemas/")
 
@@ -273,10 +278,11 @@ def _ls(args: argparse.Namespace, out: Output) -> int:
     for entry, versions in _listing(index, every_version=args.all):
         shards = expand_urls(entry.data_urls)
         rows.append({**_describe(entry, probe.measure(shards), len(shards)), "versions": versions})
-    table = [("NAME", "CID", "SCHEMA", "SHARDS", "SIZE")] + [
-        (r["name"], r["cid"], _short_schema(r["schema_ref"]), str(r["shards"]), _size_text(r)) for r in rows
+    table = [("NAME", "CID", "SCHEMA", "SHARDS", "SAMPLES", "SIZE")] + [
+        (r["name"], r["cid"], _short_schema(r["schema_ref"]), str(r["shards"]), _count_text(r), _size_text(r))
+        for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    widths = [max(len(row[i]) for row in table) for i in range(6)]
     text = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)
     out.emit(rows, text if rows else f"no datasets in {index!r}")
     _warn_sizes(probe)
@@ -305,6 +311,7 @@ def _show(args: argparse.Namespace, out: Output) -> int:
         f"schema:    {row['schema_ref']}",
         *(f"data_url:  {url}" for url in entry.data_urls),
         f"shards:    {row['shards']}",
+        f"samples:   {_count_text(row)}",
         f"size:      {_size_text(row)}",
         f"metadata:  {json.dumps(row['metadata'])}",
         f"versions:  {row['versions']} under this name",
