@@ -8,6 +8,7 @@ tests use them as a training job does, with no fake module anywhere.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,7 @@ from atdata.errors import InvalidArgument
 
 SUPPORT = Path(__file__).parent / "torch_support"
 sys.path.insert(0, str(SUPPORT))  # spawned workers inherit sys.path and import the class from there
-from torch_samples import TorchSample, labels, write  # noqa: E402
+from torch_samples import TorchImage, TorchSample, image, labels, write  # noqa: E402
 
 N = 1000  # samples in uneven shards: 6 of 150 and one of 100
 
@@ -84,6 +85,27 @@ def test_batches_become_tensors_without_a_copy_and_train_a_model(url: str) -> No
         optimizer.step()
         steps += 1
     assert steps == 32 and not torch.equal(before, model.weight)
+
+
+@pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=[pytest.mark.slow, pytest.mark.timeout(600)])])
+def test_batches_cross_from_workers_intact_through_shared_memory(tmp_path: Path, context: str) -> None:
+    """Worker batches reach the main process through a shared-memory slot (atdata._wire):
+    the arrays equal the single-process ones byte for byte, belong to the main process
+    (writable), and no /dev/shm file outlives the epochs, nor an epoch broken off."""
+    url = write(tmp_path / "images", 400, 90, make=image)
+    before = {n for n in os.listdir("/dev/shm") if n.startswith("atdata-batches-")}
+    reference = list(atdata.Dataset[TorchImage](url).shuffled(batch_size=32, seed=4))
+    loader = atdata.Dataset[TorchImage](url).shuffled(batch_size=32, seed=4)
+    dl = DataLoader(loader, batch_size=None, num_workers=2, multiprocessing_context=context, pin_memory=True)
+    got = [b for b in dl]
+    assert len(got) == len(reference)
+    for mine, theirs in zip(got, reference):
+        assert mine.image.dtype == np.uint8 and np.array_equal(mine.image, theirs.image)
+        assert mine.image.flags.writeable and mine.label == theirs.label and mine.keys == theirs.keys
+    for _ in zip(range(3), DataLoader(loader, batch_size=None, num_workers=2, multiprocessing_context=context)):
+        pass  # break off an epoch: its workers are stopped with messages unread
+    left = {n for n in os.listdir("/dev/shm") if n.startswith("atdata-batches-")} - before
+    assert not left, left
 
 
 def test_main_process_state_with_workers_says_where_the_progress_is(url: str) -> None:

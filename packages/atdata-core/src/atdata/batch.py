@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from . import _wire
 from .sample import DictSample
 
 __all__ = ["SampleBatch"]
@@ -90,3 +91,6 @@ class SampleBatch(Generic[T]):
             for name, col in self._columns.items()
         )
         return f"SampleBatch[{self.sample_type.__name__}]({self._len} samples: {shapes})"
+
+
+_wire.register(SampleBatch)  # how a batch crosses processes (DataLoader workers): see atdata._wire

@@ -7,6 +7,7 @@ spawned child inherits) and import the class from here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +22,24 @@ class TorchSample:
     label: int
 
 
+@atdata.packable
+class TorchImage:
+    image: NDArray[np.uint8]
+    label: int
+
+
+def image(i: int) -> TorchImage:
+    return TorchImage(image=np.random.default_rng(i).integers(0, 255, (3, 16, 16), dtype=np.uint8), label=i)
+
+
 def sample(i: int) -> TorchSample:
     return TorchSample(features=np.full(8, i, dtype=np.float32), label=i)
 
 
-def write(directory: Path, n: int, per_shard: int) -> str:
-    """``n`` samples labelled 0..n-1 in shards of ``per_shard``; the brace pattern of them."""
+def write(directory: Path, n: int, per_shard: int, make: Callable[[int], object] = sample) -> str:
+    """``n`` samples (``make(i)``) labelled 0..n-1 in shards of ``per_shard``; the brace pattern of them."""
     directory.mkdir(parents=True, exist_ok=True)
-    urls = atdata.write_samples([sample(i) for i in range(n)], str(directory / "data-%06d.tar"), maxcount=per_shard)
+    urls = atdata.write_samples([make(i) for i in range(n)], str(directory / "data-%06d.tar"), maxcount=per_shard)
     return str(directory / f"data-{{000000..{len(urls) - 1:06d}}}.tar")
 
 
