@@ -14,7 +14,9 @@ import xxhash
 from numpy.typing import NDArray
 
 import atdata
+import atdata._read.prefetch
 from atdata import ShardURL
+from atdata._read.prefetch import PrefetchStream
 from atdata._read.shard import iter_chunks
 from atdata.disk_store import DiskDataStore
 from atdata.errors import InvalidArgument, ShardDigestMismatch, ShardError, ShardSizeMismatch
@@ -210,3 +212,15 @@ def test_a_manifest_takes_precedence_over_the_whole_shard_check(tmp_path: Path) 
         for chunk in iter_chunks(both):
             seen += chunk.keys
     assert len(seen) == CHUNK_SIZE // 2048
+
+
+def test_a_prefetched_shard_checked_whole_spills_past_the_held_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(atdata._read.prefetch, "SPOOL", 4 * 65536)  # 4 small chunks held, the rest spilled
+    url, data = _sha256_only(tmp_path, n=3000, remote=True)
+    keys = [k for c in iter_chunks(url, stream=PrefetchStream(url, chunk=65536)) for k in c.keys]
+    assert keys == [k for c in iter_chunks(str(url)) for k in c.keys] and len(keys) == 3000
+    _REMOTE[str(url)] = data[:-2000] + bytes([data[-2000] ^ 1]) + data[-1999:]  # in the spilled part
+    with pytest.raises(ShardDigestMismatch, match=str(url.sha256)):
+        next(iter_chunks(url, stream=PrefetchStream(url, chunk=65536)))

@@ -13,18 +13,23 @@ released while a socket read waits), so the reader keeps close to the raw transf
 rate. Memory is bounded: at most ``(ahead + 1) * (depth + 1)`` chunks of
 :data:`~atdata._read.buffers.CHUNK` bytes are in flight, and :class:`SpareBuffers`
 keeps at most one more than that for reuse (buffer layout: see
-:mod:`atdata._read.buffers`).
+:mod:`atdata._read.buffers`). A shard checked whole (its URL carries only a sha256)
+holds up to :data:`~atdata._read.verify.SPOOL` bytes of read buffers instead of
+``depth`` chunks, and spills the rest to a temporary file.
 """
 
 from __future__ import annotations
 
 import queue
+import tempfile
 import threading
 from collections.abc import Sequence
 from typing import BinaryIO
 
+from ..manifest import shard_record
 from ..openers import local_path, open_url
 from .buffers import CHUNK, FIRST_CHUNK, HEADROOM, SpareBuffers, read_into
+from .verify import SPOOL, WholeShardCheck, whole_shard_digest
 
 __all__ = ["PrefetchStream", "Prefetcher", "is_local", "open_shard"]
 
@@ -66,6 +71,12 @@ class PrefetchStream:
     decoding starts as soon as possible; the others are ``chunk`` bytes. Errors raised by
     the opener or the transfer (``ObjectNotFound``, ``StoreError``...) are raised by the
     :meth:`next_chunk` call that reaches them, in the reading thread.
+
+    A shard whose URL carries only a whole-shard sha256 (:attr:`whole`) is read to its end
+    and checked on the thread first (:class:`~atdata._read.verify.WholeShardCheck`): its
+    buffers are held (up to :data:`~atdata._read.verify.SPOOL` bytes; the rest spills to
+    a temporary file) and handed out only once the shard matched, else the first
+    :meth:`next_chunk` raises the mismatch. The reader sees the same chunks either way.
     """
 
     def __init__(self, url: str, chunk: int = CHUNK, depth: int = _DEPTH, spares: SpareBuffers | None = None) -> None:
@@ -73,10 +84,12 @@ class PrefetchStream:
         self.chunk = chunk
         fits = spares is not None and spares.size == HEADROOM + chunk
         self._spares = spares if spares is not None and fits else SpareBuffers(HEADROOM + chunk)
+        self.whole = shard_record(url) is None and whole_shard_digest(url) is not None
         self._queue: queue.Queue[tuple[bytearray, int, bool] | BaseException] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._eof = False
-        self._thread = threading.Thread(target=self._download, name="atdata-prefetch", daemon=True)
+        target = self._download_whole if self.whole else self._download
+        self._thread = threading.Thread(target=target, name="atdata-prefetch", daemon=True)
         self._thread.start()
 
     def __enter__(self) -> PrefetchStream:
@@ -99,6 +112,47 @@ class PrefetchStream:
                     want = self.chunk
         except BaseException as exc:  # handed to the reading thread, which raises it
             self._put(exc)
+
+    def _download_whole(self) -> None:
+        """Whole-shard mode: read and hash every chunk, holding them; hand them out once matched."""
+        check, spill = WholeShardCheck(self.url), None
+        held: list[tuple[bytearray, int, bool]] = []
+        try:
+            with open_url(self.url) as stream:
+                got = self.chunk
+                while got == self.chunk and not self._stop.is_set():
+                    buf = self._spares.take()
+                    with memoryview(buf) as view, view[HEADROOM : HEADROOM + self.chunk] as room:
+                        got = read_into(stream, room)
+                        check.update(room[:got])
+                        if len(held) * self.chunk < SPOOL:
+                            held.append((buf, got, False))
+                            continue
+                        spill = spill or tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+                        spill.write(room[:got])
+                    self._spares.give(buf)
+            check.finish()
+            if spill is not None:
+                spill.seek(0)
+            if all(self._put(item) for item in held) and self._put_spilled(spill):
+                self._put((self._spares.take(), 0, True))
+        except BaseException as exc:  # handed to the reading thread, which raises it
+            self._put(exc)
+        finally:
+            if spill is not None:
+                spill.close()
+
+    def _put_spilled(self, spill: BinaryIO | None) -> bool:
+        """The chunks past the held ones, read back from the spill file."""
+        while spill is not None:
+            buf = self._spares.take()
+            with memoryview(buf) as view:
+                got = read_into(spill, view[HEADROOM : HEADROOM + self.chunk])
+            if not got:
+                return True
+            if not self._put((buf, got, False)):
+                return False
+        return True
 
     def _put(self, item: tuple[bytearray, int, bool] | BaseException) -> bool:
         while not self._stop.is_set():

@@ -91,8 +91,8 @@ def iter_chunks(
     with contextlib.ExitStack() as closing:
         source = stream if stream is not None else open_shard(url, prefetcher)
         closing.callback(source.close)
-        if verifier is None and whole_shard_digest(url) is not None:
-            source = whole_shard_checked(url, source)
+        if verifier is None and whole_shard_digest(url) is not None and not isinstance(source, PrefetchStream):
+            source = whole_shard_checked(url, source)  # (a prefetch thread checks a shard itself)
             closing.callback(source.close)
         reads: Generator[tuple[Buffer, bool], int | None, None]
         if isinstance(source, io.FileIO):
