@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
+from ._shard_pattern import check_pattern, shard_path
 from ._tar_member import BLOCK, END_OF_ARCHIVE, ZEROS, member_header, sample_record
-from .errors import InvalidArgument, UnsupportedURL
+from .errors import InvalidArgument
 from .manifest import ChunkHasher, ShardRecord
 
 __all__ = [
@@ -279,14 +280,6 @@ class AtomicFileSink:
             pass
 
 
-def _shard_path(pattern: str, index: int) -> str:
-    if "%" in pattern:
-        return pattern % index
-    if "{" in pattern:
-        return pattern.format(index, i=index)
-    return pattern
-
-
 def write_samples(
     samples: Iterable[Any],
     pattern: str | os.PathLike[str],
@@ -319,32 +312,11 @@ def write_samples(
     """
     pattern = os.fspath(pattern) if isinstance(pattern, os.PathLike) else pattern
     check_limits(maxcount, maxsize)
-    if not isinstance(pattern, str) or not pattern:
-        raise InvalidArgument(f"pattern={pattern!r} is invalid: pass a path such as 'data-%06d.tar'")
-    try:
-        numbered = _shard_path(pattern, 0) != _shard_path(pattern, 1)
-    except (TypeError, ValueError, IndexError, KeyError) as exc:
-        raise InvalidArgument(
-            f"pattern={pattern!r} is invalid ({exc}): use one placeholder for the shard index, "
-            "e.g. 'data-%06d.tar' or 'data-{:06d}.tar'"
-        ) from exc
-    if not numbered and (maxcount is not None or maxsize is not None):
-        raise InvalidArgument(
-            f"pattern={pattern!r} has no shard-index placeholder but maxcount/maxsize may split the "
-            "samples into several shards: use e.g. 'data-%06d.tar'"
-        )
-    path_pattern = _local_pattern(pattern)
-    first = _shard_path(path_pattern, 0)
-    if first.endswith(("/", os.sep)) or os.path.isdir(first):
-        # Found up front: the rename into place would only fail after every sample was written.
-        raise InvalidArgument(
-            f"pattern={pattern!r} names a directory, not a shard file: use e.g. "
-            f"{os.path.join(first, 'data-%06d.tar')!r}"
-        )
+    path_pattern = check_pattern(pattern, limited=maxcount is not None or maxsize is not None)
     paths: list[str] = []
 
     def open_sink(index: int) -> AtomicFileSink:
-        paths.append(_shard_path(path_pattern, index))
+        paths.append(shard_path(path_pattern, index))
         return AtomicFileSink(paths[-1])
 
     writer = ShardWriter(open_sink, maxcount=maxcount, maxsize=maxsize)
@@ -356,29 +328,7 @@ def write_samples(
         for shard in writer.shards:
             _unlink_quietly(paths[shard.index])
         raise
-    return [_shard_path(pattern, index) for index in range(len(paths))]
-
-
-def _local_pattern(pattern: str) -> str:
-    """The filesystem pattern behind ``pattern``: a plain path, or a ``file://`` URL's path.
-
-    Any other scheme is refused before a sample is written: ``open()`` would otherwise
-    create a local folder named after the scheme (``./s3:/bucket/...``) and the caller
-    would get back a URL nothing was stored under. The path is not percent-decoded, so
-    the ``%06d`` placeholder survives.
-    """
-    scheme, sep, rest = pattern.partition("://")
-    if not sep or "/" in scheme or len(scheme) == 1:
-        return pattern
-    if scheme.lower() == "file":
-        host, slash, path = rest.partition("/")
-        if host in ("", "localhost"):
-            return slash + path
-    raise UnsupportedURL(
-        f"write_samples writes local files only, not {pattern!r}: pass a path or a file:// URL "
-        "(e.g. 'data-%06d.tar'); to write shards into object storage use "
-        "atdata.store_s3.S3DataStore(...).write_shards(samples, prefix) or Repo.insert"
-    )
+    return [shard_path(pattern, index) for index in range(len(paths))]
 
 
 def _unlink_quietly(path: str) -> None:

@@ -22,6 +22,7 @@ and the shard.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -196,36 +197,16 @@ def _compile(specs: tuple[FieldSpec, ...]) -> Callable[[Sequence[Buffer]], dict[
         "_stack": _stack_payloads,
         "_types": _column_types,
     }
-    loop: list[str] = []
     setup: list[str] = ["    n = len(views)"]
+    loop: list[str] = []
     checks: list[str] = []
     result: list[str] = []
     for i, spec in enumerate(specs):
-        name = repr(spec.name)
-        setup += [f"    c{i} = []", f"    a{i} = c{i}.append"]
-        if spec.kind == "ndarray":
-            env[f"_spec{i}"] = spec
-            setup += [f"    h{i} = None", f"    o{i} = w{i} = None"]
-            loop += [
-                f"            v = d[{name}]",
-                f"            if h{i} is None:",
-                f"                h{i} = _first(v, _spec{i})",
-                f"                if h{i} is None: return None",
-                f"                hb{i}, n{i}, hl{i}, p{i} = h{i}[0], h{i}[1], h{i}[2].offset, h{i}[2].nbytes",
-                f"                if p{i} >= _BIG: o{i}, w{i} = _out(n, h{i}[2])",
-                f"            elif len(v) != n{i} or not v.startswith(hb{i}): return None",
-                f"            if w{i} is None: a{i}(v)",
-                f"            else: w{i}[j * p{i}:(j + 1) * p{i}] = _mv(v)[hl{i}:]",
-            ]
-            result.append(f"{name}: o{i} if o{i} is not None else _stack(c{i}, h{i}, n)")
-            continue
-        env[f"_t{i}"] = {"list": list, "dict": dict}.get(spec.kind) or PRIMITIVE_KINDS[spec.kind]
-        loop.append(f"            a{i}(d[{name}])")
-        checks.append(f"    if _types(c{i}) != {{_t{i}}}: return None")
-        if spec.items is not None:
-            env[f"_item{i}"] = PRIMITIVE_KINDS[spec.items.kind]
-            checks.append(f"    for x in c{i}:\n        if x and _types(x) != {{_item{i}}}: return None")
-        result.append(f"{name}: c{i}")
+        code = _field_code(i, spec, env)
+        setup += code.setup
+        loop += code.loop
+        checks += code.checks
+        result.append(code.result)
     source = "\n".join(
         [
             "def assemble(views):",
@@ -243,6 +224,44 @@ def _compile(specs: tuple[FieldSpec, ...]) -> Callable[[Sequence[Buffer]], dict[
     )
     exec(compile(source, "<atdata batch assembler>", "exec"), env)
     return env["assemble"]
+
+
+@dataclass(frozen=True)
+class _FieldCode:
+    """The generated lines of one field in the batch loop of :func:`_compile`."""
+
+    setup: list[str]  # before the loop: its column and append
+    loop: list[str]  # per sample
+    checks: list[str]  # after the loop: the column's types
+    result: str  # its entry in the returned dict
+
+
+def _field_code(i: int, spec: FieldSpec, env: dict[str, Any]) -> _FieldCode:
+    """Field ``i``'s lines (the names they use added to ``env``): an NDArray field checks
+    each payload against the first one's header; any other field is type-checked after."""
+    name = repr(spec.name)
+    setup = [f"    c{i} = []", f"    a{i} = c{i}.append"]
+    if spec.kind == "ndarray":
+        env[f"_spec{i}"] = spec
+        setup += [f"    h{i} = None", f"    o{i} = w{i} = None"]
+        loop = [
+            f"            v = d[{name}]",
+            f"            if h{i} is None:",
+            f"                h{i} = _first(v, _spec{i})",
+            f"                if h{i} is None: return None",
+            f"                hb{i}, n{i}, hl{i}, p{i} = h{i}[0], h{i}[1], h{i}[2].offset, h{i}[2].nbytes",
+            f"                if p{i} >= _BIG: o{i}, w{i} = _out(n, h{i}[2])",
+            f"            elif len(v) != n{i} or not v.startswith(hb{i}): return None",
+            f"            if w{i} is None: a{i}(v)",
+            f"            else: w{i}[j * p{i}:(j + 1) * p{i}] = _mv(v)[hl{i}:]",
+        ]
+        return _FieldCode(setup, loop, [], f"{name}: o{i} if o{i} is not None else _stack(c{i}, h{i}, n)")
+    env[f"_t{i}"] = {"list": list, "dict": dict}.get(spec.kind) or PRIMITIVE_KINDS[spec.kind]
+    checks = [f"    if _types(c{i}) != {{_t{i}}}: return None"]
+    if spec.items is not None:
+        env[f"_item{i}"] = PRIMITIVE_KINDS[spec.items.kind]
+        checks.append(f"    for x in c{i}:\n        if x and _types(x) != {{_item{i}}}: return None")
+    return _FieldCode(setup, [f"            a{i}(d[{name}])"], checks, f"{name}: c{i}")
 
 
 def _column_types(column: list[Any]) -> set[type]:

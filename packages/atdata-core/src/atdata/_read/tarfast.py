@@ -130,28 +130,34 @@ def _fixed_stride(a: np.ndarray) -> tuple[int, int, np.ndarray] | None:
         & checksums_ok(heads)
     )
     if pax:
-        ok &= checksums_ok(grid[:, 0])
-    if pax:  # each a PAX header whose data is one record "NN mtime=...\n" of NN == size bytes
-        pax_heads, body = grid[:, 0], grid[:, 1, :9].astype(np.int64)
-        pax_digits = pax_heads[:, 124:135].astype(np.int64) - 48
-        pax_sizes = pax_digits @ SIZE_WEIGHTS
-        ok &= (
-            (pax_heads[:, 156] == 120)
-            & (pax_heads[:, 135] == 0)
-            & ((pax_digits >= 0) & (pax_digits <= 7)).all(axis=1)
-            & (pax_sizes >= 10)
-            & (pax_sizes <= 99)
-            & ((body[:, 0] - 48) * 10 + (body[:, 1] - 48) == pax_sizes)
-            & (body[:, 0] >= 49)
-            & (body[:, 0] <= 57)
-            & (body[:, 1] >= 48)
-            & (body[:, 1] <= 57)
-            & (body[:, 2:9] == _MTIME).all(axis=1)
-        )
+        ok &= _mtime_pax_ok(grid)
     good = int(np.argmin(ok)) if not ok.all() else units  # leading units that pass
     if good == 0 or (good < units and grid[good, 0, 156] in (48, 120)):
         return None  # perhaps samples of other sizes, which the chain follows
     return member, stride, sizes[:good]
+
+
+def _mtime_pax_ok(grid: np.ndarray) -> np.ndarray:
+    """Per unit of ``grid`` (units x stride x 512): its first row is a PAX header (checksum
+    right) whose data is one record ``"NN mtime=...\\n"`` of NN == its size bytes."""
+    pax_heads, body = grid[:, 0], grid[:, 1, :9].astype(np.int64)
+    pax_digits = pax_heads[:, 124:135].astype(np.int64) - 48
+    pax_sizes = pax_digits @ SIZE_WEIGHTS
+    ok: np.ndarray = (
+        checksums_ok(pax_heads)
+        & (pax_heads[:, 156] == 120)
+        & (pax_heads[:, 135] == 0)
+        & ((pax_digits >= 0) & (pax_digits <= 7)).all(axis=1)
+        & (pax_sizes >= 10)
+        & (pax_sizes <= 99)
+        & ((body[:, 0] - 48) * 10 + (body[:, 1] - 48) == pax_sizes)
+        & (body[:, 0] >= 49)
+        & (body[:, 0] <= 57)
+        & (body[:, 1] >= 48)
+        & (body[:, 1] <= 57)
+        & (body[:, 2:9] == _MTIME).all(axis=1)
+    )
+    return ok
 
 
 def _chained(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
