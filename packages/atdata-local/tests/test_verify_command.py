@@ -6,17 +6,19 @@ an object cut short, an object gone), then checked through the command as a user
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
 
 import pytest
 
 import atdata
+from atdata.disk_store import DiskDataStore
 from atdata.local import Repo
 from atdata.local.servers import RedisServer, S3Server
 from atdata.local.testing import damage_object
 
-from .conftest import write_source
+from .conftest import Point, write_source
 from .test_data_commands import _restore_s3_read_settings, run  # noqa: F401 - an autouse fixture, shared
 
 pytestmark = pytest.mark.real
@@ -133,3 +135,36 @@ def test_verify_requires_a_ref_or_all(capsys: pytest.CaptureFixture[str]) -> Non
             run(capsys, *argv)
         assert info.value.code == 2
         assert "--help" in capsys.readouterr().err
+
+
+def test_urls_carrying_only_a_sha256_are_checked_against_it(setup: tuple[Repo, list[str]]) -> None:
+    repo, _ = setup
+    with repo.store.open_read(_shards(repo, "other")[0]) as stream:  # as an ATProto entry records a shard
+        data = stream.read()
+    plain = repo.store.write_bytes("outside/whole.tar", data)
+    url = atdata.ShardURL(plain, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    repo.index.add_entry(atdata.Dataset(url), name="whole", schema_ref=repo.index.get_entry_by_name("other").schema_ref)
+    assert [c.status for c in repo.verify("whole").shards] == ["ok"]
+    damage_object(repo.store, plain, "flipped")
+    (check,) = repo.verify("whole").shards
+    assert check.status == "damaged" and f"(recorded {url.sha256})" in check.detail
+    damage_object(repo.store, plain, "truncated")
+    (check,) = repo.verify("whole").shards
+    assert check.status == "wrong size" and f"{len(data)} recorded (truncated)" in check.detail
+
+
+def test_shards_of_another_kind_than_the_hive_are_read_through_their_opener(
+    setup: tuple[Repo, list[str]], tmp_path: Path
+) -> None:
+    repo, _ = setup
+    source = atdata.Dataset[Point](_shards(repo, "other")[0])
+    local = DiskDataStore(tmp_path / "elsewhere").write_shards(source, prefix="p")  # file:// URLs, with manifests
+    repo.index.add_entry(
+        atdata.Dataset(local[0]), name="elsewhere", schema_ref=repo.index.get_entry_by_name("other").schema_ref
+    )
+    assert [c.status for c in repo.verify("elsewhere").shards] == ["ok"]
+    damage_object(DiskDataStore(tmp_path / "elsewhere"), local[0], "flipped", offset=100)
+    (check,) = repo.verify("elsewhere").shards
+    assert check.status == "damaged" and "chunk 0 (bytes 0-" in check.detail
+    damage_object(DiskDataStore(tmp_path / "elsewhere"), local[0], "deleted")
+    assert [c.status for c in repo.verify("elsewhere").shards] == ["missing"]
