@@ -98,6 +98,12 @@ def test_flipped_byte_in_stored_shard_is_caught_by_the_spec_read_path(
         step == o.step and np.array_equal(values, o.values) for (step, values), o in zip(seen, originals)
     )
     assert len(seen) * (512 + 1536) <= 2 * CHUNK_SIZE  # nothing from chunk 2 or after
+    # Repo.verify (under `atdata verify`) names the shard and the damaged chunk's byte range.
+    report = repo.verify("readings")
+    (check,) = report.shards
+    assert not report.ok and check.url == str(shard) and check.status == "damaged"
+    assert f"1 of {len(record.chunks)} chunk(s) differ" in check.detail
+    assert f"chunk 2 (bytes {2 * CHUNK_SIZE}-{3 * CHUNK_SIZE - 1})" in check.detail
     # Unbatched and shuffled reads refuse it too.
     with pytest.raises(ShardDigestMismatch):
         list(atdata.Dataset[Reading](url))
