@@ -111,6 +111,20 @@ def test_dataset_metadata_is_stored_next_to_the_shards(
     assert other.cid != entry.cid
 
 
+def test_a_stored_copy_whose_metadata_object_is_gone_is_not_reused(
+    disk_repo: Repo, tmp_path: Path, source: atdata.Dataset[Point]
+) -> None:
+    meta = tmp_path / "meta.msgpack"
+    meta.write_bytes(msgpack.packb({"split": "train"}))
+    with_meta = atdata.Dataset[Point](source.url, metadata_url=str(meta))
+    first, stored = disk_repo.insert(with_meta, name="m")
+    assert stored.metadata_url is not None
+    Path(atdata.openers.local_path(stored.metadata_url) or "").unlink()  # the shards are all there
+    again, fresh = disk_repo.insert(with_meta, name="m")
+    assert again.cid != first.cid and fresh.metadata == {"split": "train"}
+    assert disk_repo.index.get_entry_by_name("m").cid == again.cid
+
+
 def test_metadata_that_is_not_a_msgpack_map_is_refused(
     disk_repo: Repo, tmp_path: Path, source: atdata.Dataset[Point]
 ) -> None:
