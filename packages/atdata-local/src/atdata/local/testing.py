@@ -188,13 +188,18 @@ class RepoConformance:
         assert self.objects(repo) == []
 
     def test_gc_removes_only_unreferenced_inserts(self, repo: Repo, source: atdata.Dataset[ConformancePoint]) -> None:
-        kept, _ = repo.insert(source, name="kept", maxcount=30)
-        dropped, _ = repo.insert(source, name="dropped", maxcount=20)
+        kept, _ = repo.insert(source, name="kept", maxcount=30)  # 2 shards + content record
+        dropped, _ = repo.insert(source, name="dropped", maxcount=20)  # 3 shards + content record
         repo.index.remove_entry(dropped.name)
-        assert repo.gc(grace=3600).removed == []  # too young
+        repo.store.write_bytes(f"{PREFIX}/notes.txt", b"not ours")  # no insert wrote it: never touched
+        recent = repo.gc(grace=3600)
+        assert recent.removed == [] and recent.kept_recent == 4  # too young
+        preview = repo.gc(grace=0, dry_run=True)
+        assert len(preview.removed) == 4 and preview.dry_run and len(self.objects(repo)) == 8
         report = repo.gc(grace=0)
-        assert len(report.removed) == 4 and report.removed_bytes > 0
-        assert len(self.objects(repo)) == 3 and _labels(atdata.Dataset(kept.data_urls[0])) == list(range(60))
+        assert sorted(report.removed) == sorted(preview.removed) and report.removed_bytes > 0
+        assert len(self.objects(repo)) == 4 and f"{PREFIX}/notes.txt" in self.objects(repo)
+        assert _labels(atdata.Dataset(kept.data_urls[0])) == list(range(60))
 
     def test_a_hive_belongs_to_one_index(
         self,
@@ -203,9 +208,11 @@ class RepoConformance:
         source: atdata.Dataset[ConformancePoint],
     ) -> None:
         repo.insert(source, name="mine", maxcount=20)
+        mine = self.objects(repo)
         stranger = Repo.from_parts(index_factory(), repo.store, PREFIX)
         with pytest.raises(InvalidArgument, match="belongs to the index with"):
             stranger.insert(source, name="theirs")
         with pytest.raises(InvalidArgument, match="refusing gc"):
             stranger.gc(grace=0)
+        assert self.objects(repo) == mine  # untouched
         assert len(self.objects(repo)) == 4
