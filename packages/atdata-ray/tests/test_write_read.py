@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import ray
 import ray.cloudpickle
+import torch
 from numpy.typing import NDArray
 
 import atdata
@@ -112,3 +113,15 @@ def test_a_failed_pipeline_leaves_no_entry_and_gc_leaves_no_shard(s3_repo: Repo,
         s3_repo.index.get_entry_by_name("failed")
     s3_repo.gc(grace=0, force=True)  # a task still running at abort time may have left a shard
     assert staged_objects(s3_repo) == []
+
+
+def test_iter_torch_batches_yields_the_samples_as_tensors(s3_repo: Repo) -> None:
+    write_dataset(pipeline(), s3_repo, name="ray-torch", sample_type=Row)
+    ds = read_dataset(s3_repo, "ray-torch").select_columns(["features", "label"])
+    batches = list(ds.iter_torch_batches(batch_size=50))
+    assert [len(b["label"]) for b in batches] == [50, 50, 20]
+    features = torch.cat([b["features"] for b in batches])
+    labels = torch.cat([b["label"] for b in batches])
+    assert isinstance(features, torch.Tensor) and features.dtype == torch.float32 and features.shape == (N, 4)
+    assert torch.equal(features, torch.tensor([f for f, _, _ in expected()], dtype=torch.float32))
+    assert labels.dtype == torch.int64 and torch.equal(labels, torch.arange(N))

@@ -21,6 +21,13 @@ reasons found on a loaded 2-core machine (Ray 2.60):
 
 Token authentication stays on: the driver's ``RAY_AUTH_TOKEN`` (random, made here if
 Ray is not imported yet) is given to the node, whose workers inherit it.
+
+Nothing outlives the driver: ``ray start`` runs in a process group of its own, and a
+reaper process (:mod:`atdata.ray._reaper`, in a session of its own) waits on a pipe
+from the driver. :meth:`LocalRayCluster.stop` closes the pipe, and so does the kernel
+when the driver dies in any way (Ctrl-C, SIGKILL, a killed test run): the reaper then
+stops the whole group, the Ray workers (found by an environment marker, since the
+raylet gives them groups of their own) and removes the cluster's files.
 """
 
 from __future__ import annotations
@@ -28,8 +35,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +46,8 @@ from pathlib import Path
 from atdata.errors import LocalServerError
 from atdata.local._process import LOCALHOST, free_port
 
+from ._reaper import MARKER
+
 __all__ = ["DRIVER_ENV", "LocalRayCluster", "start_local_cluster"]
 
 #: What a driver's environment needs before ``import ray`` (Ray reads these at import):
@@ -51,7 +58,7 @@ __all__ = ["DRIVER_ENV", "LocalRayCluster", "start_local_cluster"]
 DRIVER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_AUTH_MODE": "token"}
 
 _STARTED = "Ray runtime started"
-_PORTS = ("port", "node-manager-port", "object-manager-port", "runtime-env-agent-port")
+_PORTS = ("port", "node-manager-port", "object-manager-port", "runtime-env-agent-port", "dashboard-port")
 _AGENT_PORTS = ("dashboard-agent-grpc-port", "dashboard-agent-listen-port", "metrics-export-port")
 #: Port files the raylet waits for (names from ray._raylet), written as "-1": not in use.
 _UNUSED_PORT_FILES = ("metrics_agent_port", "metrics_export_port", "dashboard_agent_listen_port")
@@ -67,6 +74,7 @@ class LocalRayCluster:
     root: Path
     process: subprocess.Popen[bytes] = field(repr=False)
     env: dict[str, str] = field(repr=False)
+    reaper: subprocess.Popen[bytes] = field(repr=False)
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of ``ray start``'s output and of the raylet's log: what to show when it fails."""
@@ -80,16 +88,22 @@ class LocalRayCluster:
             parts.append(f"--- {path}:\n" + "\n".join(kept[-lines:]))
         return "\n".join(parts) or "(no log)"
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the node (``ray start --block`` stops its processes on SIGTERM) and delete its files."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        shutil.rmtree(self.root, ignore_errors=True)
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop every process of the node, workers included, and delete its files.
+
+        The reaper does it (SIGTERM to the node's process group, SIGKILL after 3 s, then
+        any worker left); this waits for it to finish.
+        """
+        if self.reaper.stdin is not None and not self.reaper.stdin.closed:
+            self.reaper.stdin.close()
+        try:
+            self.reaper.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.reaper.kill()
+            raise LocalServerError(
+                f"the local Ray cluster under {self.root} did not stop within {timeout:g}s"
+            ) from None
+        self.process.wait(timeout)  # reaped by the reaper's SIGKILL at the latest: collect its status
 
 
 def start_local_cluster(num_cpus: int = 2, timeout: float = 240.0) -> LocalRayCluster:
@@ -116,6 +130,7 @@ def start_local_cluster(num_cpus: int = 2, timeout: float = 240.0) -> LocalRayCl
         "RAY_OVERRIDE_NODE_ID_FOR_TESTING": node_id,
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_agent_register_timeout_ms": os.environ.get("RAY_agent_register_timeout_ms", "180000"),
+        MARKER: str(root),  # inherited by every process of the node: the reaper finds them by it
     }
     ports = {name: free_port() for name in (*_PORTS, *_AGENT_PORTS)}
     argv = [
@@ -126,9 +141,15 @@ def start_local_cluster(num_cpus: int = 2, timeout: float = 240.0) -> LocalRayCl
     ]  # fmt: skip
     with open(root / "ray-start.log", "wb") as log:
         process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            start_new_session=True,  # its own process group: the reaper stops it as one
         )
-    cluster = LocalRayCluster(f"{LOCALHOST}:{ports['port']}", num_cpus, root, process, env)
+    reaper = _start_reaper(root, process.pid)
+    cluster = LocalRayCluster(f"{LOCALHOST}:{ports['port']}", num_cpus, root, process, env, reaper)
     writer = threading.Thread(
         target=_write_port_files, args=(cluster, node_id, ports["runtime-env-agent-port"], timeout), daemon=True
     )
@@ -140,6 +161,17 @@ def start_local_cluster(num_cpus: int = 2, timeout: float = 240.0) -> LocalRayCl
         cluster.stop()
         raise LocalServerError(f"the local Ray cluster did not start:\n{tail}") from None
     return cluster
+
+
+def _start_reaper(root: Path, pgid: int) -> subprocess.Popen[bytes]:
+    """The reaper of :mod:`atdata.ray._reaper`, run by path (it must not import ray), in its own session."""
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("_reaper.py")), str(root), str(pgid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _check_driver_env() -> None:
