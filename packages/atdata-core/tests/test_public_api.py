@@ -39,6 +39,7 @@ def test_documented_sample_and_schema_imports() -> None:
             {
                 "SCHEMA_REF_PREFIX",
                 "SchemaRef",
+                "check_schema_ref",
                 "from_record",
                 "parse_schema_ref",
                 "same_fields",
