@@ -12,7 +12,11 @@ training loop as torch tensors:
 - atdata ``ordered(batch_size=32)`` in one process, no DataLoader: the single-process rate
   the DataLoader is compared with (its batches to tensors by ``torch.from_numpy``);
 - atdata ``DataLoader(ds.ordered(batch_size=32) / ds.shuffled(...), batch_size=None,
-  num_workers=2)``, then ``torch.from_numpy`` of each field;
+  num_workers=2)``, then ``torch.from_numpy`` of each field (batches cross through
+  shared memory, one batch per worker message);
+- atdata ``ds.ordered(batch_size=32).torch_loader(num_workers=2)`` (and shuffled): the same
+  DataLoader with 8 batches per worker message, handed on one by one in the same order,
+  and its default persistent workers (the first epoch starts them, later ones reuse them);
 - LitData ``StreamingDataLoader(StreamingDataset(dir), batch_size=32, num_workers=2)``;
 - webdataset ``WebLoader(WebDataset(shards).map(msgpack decode).batched(32),
   batch_size=None, num_workers=2)``.
@@ -41,7 +45,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))  # read_core (sample types), read_peers (venv), _common
 
 READERS = ["atdata single-process ordered/32", "atdata DataLoader ordered/32", "atdata DataLoader shuffled/32",
+           "atdata torch_loader ordered/32", "atdata torch_loader shuffled/32",
            "LitData StreamingDataLoader", "webdataset WebLoader"]  # fmt: skip
+OURS = [r for r in READERS if r.startswith(("atdata DataLoader", "atdata torch_loader"))]
 WORKERS = 2
 BATCH = 32
 
@@ -106,6 +112,9 @@ def epoch_source(reader: str, kind: str, paths: dict[str, str]):  # noqa: ANN201
             loader = ds.ordered(batch_size=BATCH)
             return lambda: loader, lambda b: (torch.from_numpy(getattr(b, field)), b.label)
         loader = ds.ordered(batch_size=BATCH) if "ordered" in reader else ds.shuffled(batch_size=BATCH, seed=0)
+        if "torch_loader" in reader:  # our DataLoader: 8 batches per worker message, persistent workers
+            tl = loader.torch_loader(num_workers=WORKERS)
+            return lambda: tl, lambda b: (torch.from_numpy(getattr(b, field)), b.label)
         dl = torch.utils.data.DataLoader(loader, batch_size=None, num_workers=WORKERS, persistent_workers=False)
         return lambda: dl, lambda b: (torch.from_numpy(getattr(b, field)), b.label)
     if reader.startswith("LitData"):
@@ -177,7 +186,7 @@ def ratio_rows(kind: str, n: int, best: dict) -> list[dict]:
 
     size = f"{n} samples"
     rows = []
-    for ours in ("atdata DataLoader ordered/32", "atdata DataLoader shuffled/32"):
+    for ours in OURS:
         peak = max(best[ours + " peaks"])
         for base in ("LitData StreamingDataLoader", "webdataset WebLoader", "atdata single-process ordered/32"):
             rows.append(

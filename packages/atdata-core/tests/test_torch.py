@@ -108,6 +108,70 @@ def test_batches_cross_from_workers_intact_through_shared_memory(tmp_path: Path,
     assert not left, left
 
 
+@pytest.mark.parametrize("workers", [0, 1, 2, 4])
+def test_torch_loader_yields_the_single_process_order_whatever_the_batches_per_message(url: str, workers: int) -> None:
+    """loader.torch_loader(): workers send several batches per message; the batches come
+    out one by one in the single-process order, a new order each epoch, for any count."""
+    reference = epochs(dataset(url).shuffled(batch_size=32, seed=3), 2)
+    for per_message in (1, 3, 8):
+        loader = dataset(url).shuffled(batch_size=32, seed=3)
+        persistent = {"persistent_workers": per_message != 3} if workers else {}  # the default: True
+        tl = loader.torch_loader(num_workers=workers, batches_per_message=per_message, **persistent)
+        assert epochs(tl, 2) == reference, (workers, per_message)
+    ranked = [labels(dataset(url).ordered(batch_size=8, rank=1, world_size=3))]
+    tl = dataset(url).ordered(batch_size=8, rank=1, world_size=3).torch_loader(num_workers=workers)
+    assert epochs(tl, 1) == ranked  # a rank's share, as its own reader reads it
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_torch_loader_with_spawned_persistent_workers(url: str) -> None:
+    reference = epochs(dataset(url).shuffled(batch_size=32, seed=3), 2)
+    loader = dataset(url).shuffled(batch_size=32, seed=3)
+    tl = loader.torch_loader(num_workers=2, multiprocessing_context="spawn", persistent_workers=True)
+    assert epochs(tl, 2) == reference
+    with pytest.raises(InvalidArgument, match="persistent"):
+        tl.load_state_dict(tl.state_dict())
+
+
+@pytest.mark.parametrize("stop", [11, 32, 0], ids=["mid-epoch", "after-the-last-batch", "epoch-finished"])
+def test_torch_loader_state_resumes_after_the_last_batch_received(url: str, stop: int) -> None:
+    """state_dict() is computed in the main process, exact to the batch: resumed by a
+    torch_loader with another worker count, or (merged) by a plain DataLoader, it yields
+    every later sample once and no earlier one; the epoch after it is the next one."""
+    make = lambda: dataset(url).shuffled(batch_size=32, seed=5, buffer_size=64)  # noqa: E731
+    whole = epochs(make(), 2)
+    tl = make().torch_loader(num_workers=2, batches_per_message=4)
+    if stop == 0:  # iterated to the end
+        head, state = labels(tl), tl.state_dict()
+        assert state["finished"]
+    else:
+        it, head = iter(tl), []
+        for _ in range(stop):
+            head += labels([next(it)])
+        state = tl.state_dict()
+        del it
+        assert (state["final"] is not None) == (stop == 32)  # 1000 samples: 31 batches of 32, one of 8
+    state = json.loads(json.dumps(state))  # a plain, JSON-friendly dict
+    resumed = make().torch_loader(num_workers=3, batches_per_message=2)
+    resumed.load_state_dict(state)
+    rest, after = epochs(resumed, 2)
+    if stop in (0, 32):  # nothing left of epoch 0: the finished one resumes at epoch 1, the other reads none
+        assert head == whole[0] and [rest, after][stop == 32] == whole[1] and (stop == 0 or rest == [])
+    else:
+        assert head + rest == whole[0] and sorted(after) == list(range(N)) and after != whole[0]
+    plain = make()
+    plain.load_state_dict(merge_state_dicts([state]))
+    assert labels(DataLoader(plain, batch_size=None, num_workers=2)) == (whole[1] if stop == 0 else rest)
+
+
+def test_torch_loader_sets_the_batching_itself(url: str) -> None:
+    with pytest.raises(InvalidArgument, match="batch_size"):
+        dataset(url).ordered(batch_size=32).torch_loader(batch_size=32)
+    with pytest.raises(InvalidArgument, match="batches_per_message"):
+        dataset(url).ordered(batch_size=32).torch_loader(batches_per_message=0)
+
+
 def test_main_process_state_with_workers_says_where_the_progress_is(url: str) -> None:
     loader = dataset(url).ordered(batch_size=32)
     next(iter(DataLoader(loader, batch_size=None, num_workers=1)))

@@ -41,7 +41,7 @@ from .errors import AtdataError
 
 __all__ = ["register"]
 
-SLOTS = 8  # a DataLoader worker has prefetch_factor (2) batches in flight; headroom for more
+SLOTS = 32  # in flight per DataLoader worker: prefetch_factor (2) messages, of up to 8 batches (TorchLoader)
 MIN_BYTES = 1024  # arrays smaller than this travel in the pickle (a slot costs more)
 MAX_RING = 1 << 30  # slots * slot size above this: plain pickles
 _ALIGN = 64

@@ -3,6 +3,7 @@
 Modules, in the order data flows through them:
 
 - ``loader``: :class:`~atdata._read.loader.Loader`, one epoch's reading: plan, share, decode, progress.
+- ``grouped``: :class:`~atdata._read.grouped.TorchLoader`, a DataLoader whose workers send several batches per message.
 - ``epochs``: the epoch count a loader shares with its DataLoader workers (shared memory).
 - ``deal``: which samples of the epoch's stream each worker and rank takes (rounds).
 - ``state``: a loader's saved state: version, checks, :func:`merge_state_dicts`.

@@ -155,6 +155,16 @@ class Loader(Generic[T]):
                 "use torchdata.stateful_dataloader.StatefulDataLoader(loader, batch_size=None, ...) and its "
                 "state_dict() (merge_state_dicts(dl.state_dict()) gives one state for any worker count)"
             )
+        return self._state(
+            [list(span) for span in self._consumed],
+            self._reader.as_list() if self._reader is not None else None,
+            self._rounds,
+            list(self._final) if self._final is not None else None,
+            self._finished,
+        )
+
+    def _state(self, consumed: list[list[int]], reader: list[int] | None, rounds: int, final: Any, done: bool) -> dict:
+        """A state of this loader's parameters and epoch with the given progress."""
         return {
             "version": STATE_VERSION,
             "mode": "shuffled" if self.shuffle else "ordered",
@@ -163,12 +173,20 @@ class Loader(Generic[T]):
             "buffer_size": self.buffer_size,
             "pool_shards": self.pool_shards,
             "num_shards": len(self.dataset.shard_list),
-            "consumed": [list(span) for span in self._consumed],
-            "reader": self._reader.as_list() if self._reader is not None else None,
-            "rounds": self._rounds,
-            "final": list(self._final) if self._final is not None else None,
-            "finished": self._finished,
+            "consumed": consumed,
+            "reader": reader,
+            "rounds": rounds,
+            "final": final,
+            "finished": done,
         }
+
+    def torch_loader(self, num_workers: int = 2, batches_per_message: int = 8, **dataloader_options: Any) -> Any:
+        """A torch ``DataLoader`` over this loader whose workers send ``batches_per_message``
+        batches per message, handed on one by one in the single-process order, with an exact
+        :meth:`~atdata._read.grouped.TorchLoader.state_dict` (see :mod:`atdata._read.grouped`)."""
+        from .grouped import TorchLoader
+
+        return TorchLoader(self, num_workers, batches_per_message, **dataloader_options)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` on the next iteration.
