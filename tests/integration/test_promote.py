@@ -494,6 +494,10 @@ def test_a_tampered_blob_is_refused_in_a_fresh_process(
     path.write_bytes(damaged)  # the PDS serves what its blob store holds
     shards = read_each_shard(pds_server.url, pds_account.did, uri, child_env(None, tmp_path))
     assert_only_shard_refused(shards, 2, recorded, hashlib.sha256(damaged).hexdigest())
+    plain = str(e.data_urls[2])  # a copied URL carries no facts: the opener checks the blob's CID itself
+    with pytest.raises(ShardDigestMismatch, match=f"{hashlib.sha256(damaged).hexdigest()}, but its blob CID says"):
+        list(atdata.Dataset(plain).raw_samples())
+    assert len(list(atdata.Dataset(str(e.data_urls[1])).raw_samples())) == 40  # an intact one streams
 
 
 def test_a_local_shard_damaged_since_insert_is_not_promoted(

@@ -5,18 +5,19 @@ Importing ``atdata.atmosphere`` registers :func:`read_http` for ``http`` and ``h
 reader as any other shard. Checking is core's: every URL ``AtmosphereIndex`` hands out
 is an :class:`atdata.ShardURL` carrying the shard's recorded sha256 (and size, for a
 blob), and core's reader hashes the whole shard before it yields a sample of it
-(:func:`atdata._read.verify.whole_shard_checked`; s3:// shards alike). This opener only
-downloads a shard whole (a blob is 50 MiB at most; larger bodies spill to a temporary
-file); it checks the bytes itself only for a plain-string getBlob URL, whose digest is its
-CID (a raw-codec sha2-256 CID *is* the hash of the bytes), since no fact says it.
+(:mod:`atdata._read.verify`; s3:// shards alike). Such URLs this opener streams as the
+bytes arrive; a plain-string getBlob URL, which carries no fact, it downloads whole (a
+blob is 50 MiB at most; larger bodies spill to a temporary file) and checks against its
+CID (a raw-codec sha2-256 CID *is* the hash of the bytes) before returning it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import tempfile
 from collections.abc import Iterable
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -49,44 +50,95 @@ def _blob_digest(url: str) -> str | None:
 
 
 def read_http(url: str) -> BinaryIO:
-    """The verified bytes of ``url`` as a seekable stream.
+    """The bytes of ``url``: streamed as they arrive, or (a plain getBlob URL) checked first.
+
+    A URL carrying a recorded sha256 (every URL ``AtmosphereIndex`` hands out) is streamed:
+    core's reader checks it whole before walking it, so a copy here would only cost time
+    and memory. A plain getBlob URL is downloaded into a spool (memory up to 64 MiB, then
+    a temporary file) and checked against its CID before it is returned.
 
     Raises
     ------
     ObjectNotFound
         The server answers 404 (or a PDS says the blob is not there).
     StoreUnavailable
-        The server cannot be reached or fails (5xx).
+        The server cannot be reached or fails (5xx), also mid-transfer.
     ShardDigestMismatch
         A plain getBlob URL whose bytes do not hash to its CID.
     """
     expected = _blob_digest(url)
-    body = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned to the caller
-    digest = hashlib.sha256() if expected is not None else None
+    body = _HttpBody.open(url)
+    if expected is None:
+        return cast(BinaryIO, body)
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned to the caller
+    digest = hashlib.sha256()
     try:
-        with httpx.stream("GET", url, timeout=60.0, follow_redirects=True) as response:
-            if response.status_code in (400, 404):
-                raise ObjectNotFound(f"no shard at {url} (HTTP {response.status_code}: {response.read()[:200]!r})")
-            if response.status_code >= 300:
-                raise StoreUnavailable(f"reading {url} failed: HTTP {response.status_code}")
-            for chunk in response.iter_bytes(_CHUNK):
-                if digest is not None:
-                    digest.update(chunk)
-                body.write(chunk)
-    except httpx.HTTPError as exc:
-        body.close()
-        raise StoreUnavailable(f"cannot read {url}: {type(exc).__name__}: {exc}") from exc
+        with body:
+            while chunk := body.read(_CHUNK):
+                digest.update(chunk)
+                spool.write(chunk)
     except BaseException:
-        body.close()
+        spool.close()
         raise
-    if digest is not None and digest.hexdigest() != expected:
-        body.close()
+    if digest.hexdigest() != expected:
+        spool.close()
         raise ShardDigestMismatch(
             f"shard {url!r} has sha256 {digest.hexdigest()}, but its blob CID says {expected}: the PDS served "
             "other bytes; no sample of it was read"
         )
-    body.seek(0)
-    return cast(BinaryIO, body)
+    spool.seek(0)
+    return cast(BinaryIO, spool)
+
+
+class _HttpBody(io.RawIOBase):
+    """A response body streamed into the reader's buffers; closing ends the request."""
+
+    def __init__(self, url: str, client: httpx.Client, response: httpx.Response) -> None:
+        super().__init__()
+        self._url, self._client, self._response = url, client, response
+        self._chunks = response.iter_bytes(_CHUNK)
+        self._pending = memoryview(b"")
+
+    @classmethod
+    def open(cls, url: str) -> _HttpBody:
+        """GET ``url``; the errors of :func:`read_http` for a refused or failed request."""
+        client = httpx.Client(timeout=60.0, follow_redirects=True)
+        try:
+            response = client.send(client.build_request("GET", url), stream=True)
+            if response.status_code in (400, 404):
+                raise ObjectNotFound(f"no shard at {url} (HTTP {response.status_code}: {response.read()[:200]!r})")
+            if response.status_code >= 300:
+                raise StoreUnavailable(f"reading {url} failed: HTTP {response.status_code}")
+        except httpx.HTTPError as exc:
+            client.close()
+            raise StoreUnavailable(f"cannot read {url}: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            client.close()
+            raise
+        return cls(url, client, response)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+            except httpx.HTTPError as exc:
+                raise StoreUnavailable(f"reading {self._url} failed mid-transfer: {type(exc).__name__}: {exc}") from exc
+        with memoryview(buffer) as view, view.cast("B") as out:
+            n = min(len(out), len(self._pending))
+            out[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+            self._client.close()
+        super().close()
 
 
 def verify_shards(urls: Iterable[str]) -> None:
