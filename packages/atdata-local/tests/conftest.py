@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,21 @@ def write_source(directory: Path, n: int, maxcount: int | None = None) -> atdata
     samples = [{**p.as_wds, "__key__": f"{i:06d}"} for i, p in enumerate(make_points(n))]
     paths = atdata.write_samples(samples, str(directory / "src-%06d.tar"), maxcount=maxcount or max(n, 1))
     return atdata.Dataset[Point](paths)
+
+
+@pytest.fixture(autouse=True)
+def _restore_s3_read_settings() -> Iterator[None]:
+    """The CLI configures ``s3://`` reads for its whole process; in-process runs (any test
+    here that calls ``main``) must not leak that into later tests (it sent later reads,
+    in other packages' tests too, to localhost:9000)."""
+    from atdata.store_s3 import reading
+
+    registries = (reading._configured, reading._stores, reading._environment)
+    saved = [dict(r) for r in registries]
+    yield
+    for registry, before in zip(registries, saved):
+        registry.clear()
+        registry.update(before)
 
 
 @pytest.fixture

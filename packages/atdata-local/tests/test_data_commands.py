@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +30,6 @@ class CliPoint:
     label: int
     source: str
 """
-
-
-@pytest.fixture(autouse=True)
-def _restore_s3_read_settings() -> Iterator[None]:
-    """The CLI configures ``s3://`` reads for its whole process; in-process runs must not
-    leak that into later tests (it sent store-s3's reading tests to localhost:9000)."""
-    from atdata.store_s3 import reading
-
-    registries = (reading._configured, reading._stores, reading._environment)
-    saved = [dict(r) for r in registries]
-    yield
-    for registry, before in zip(registries, saved):
-        registry.clear()
-        registry.update(before)
 
 
 @pytest.fixture

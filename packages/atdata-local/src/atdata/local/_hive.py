@@ -6,6 +6,11 @@
 ``./``, ``../`` or ``~``. Anything else is read as ``bucket/prefix``, so the spec's
 ``hive_path="my-bucket/datasets"`` means S3 whatever directories happen to exist in the
 working directory: the meaning of a string never depends on the machine it runs on.
+
+An S3 hive with no ``s3_credentials`` and no S3 setting in the environment
+(``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT``/``AWS_ENDPOINT_URL``, ``AWS_PROFILE``) uses the
+server ``atdata local up`` recorded, on its port and with its keys, as ``LocalIndex()``
+uses the recorded Redis; with none recorded, boto3's chain decides.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from atdata import server_record
 from atdata.disk_store import DiskDataStore
 from atdata.errors import InvalidArgument
 from atdata.names import check_hive_path_chars
@@ -21,7 +27,7 @@ from atdata.openers import local_path
 from atdata.protocols import AbstractDataStore
 from atdata.store_s3 import S3DataStore
 
-__all__ = ["Hive", "parse_hive_path"]
+__all__ = ["Hive", "embedded_s3_credentials", "parse_hive_path"]
 
 _LOCAL_STARTS = ("/", "./", "../", "~")
 
@@ -90,4 +96,24 @@ def parse_hive_path(
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise InvalidArgument(f"hive_path={hive_path!r} names no bucket: pass 'bucket/prefix'")
+    if s3_credentials is None and not any(os.environ.get(name) for name in _AWS_SETTINGS):
+        s3_credentials = embedded_s3_credentials()  # nothing configured: the server `atdata local up` recorded
     return Hive(S3DataStore(s3_credentials, bucket), prefix.strip("/"))
+
+
+#: Environment variables that configure S3 access: with any of them set, ``Repo`` leaves
+#: the choice to boto3's chain instead of the embedded server's record.
+_AWS_SETTINGS = ("AWS_ACCESS_KEY_ID", "AWS_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_PROFILE")
+
+
+def embedded_s3_credentials() -> dict[str, str] | None:
+    """The S3 server ``atdata local up`` recorded (endpoint and keys) as ``s3_credentials``;
+    None when none is recorded, or its keys are not (a server it did not start)."""
+    recorded = server_record.recorded_s3()
+    if recorded is None or not (recorded.access_key and recorded.secret_key):
+        return None
+    return {
+        "AWS_ENDPOINT": recorded.endpoint_url,
+        "AWS_ACCESS_KEY_ID": recorded.access_key,
+        "AWS_SECRET_ACCESS_KEY": recorded.secret_key,
+    }

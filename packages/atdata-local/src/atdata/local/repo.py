@@ -85,15 +85,18 @@ class Repo(HiveUpkeep):
     ----------
     s3_credentials
         Path to a ``.env`` file, a dict (``AWS_ENDPOINT``, ``AWS_ACCESS_KEY_ID``,
-        ``AWS_SECRET_ACCESS_KEY``), or None for the environment (boto3's chain). Must
-        be None when ``hive_path`` is a local directory.
+        ``AWS_SECRET_ACCESS_KEY``), or None: the environment (boto3's chain) when it sets
+        ``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT``/``AWS_ENDPOINT_URL`` or ``AWS_PROFILE``, else
+        the S3 server ``atdata local up`` recorded (its port and keys), if any. Must be None
+        when ``hive_path`` is a local directory.
     hive_path
         ``"bucket/prefix"`` (or ``"s3://bucket/prefix"``) for S3, or a local directory:
         ``"file:///data/hive"``, an absolute path, or one starting with ``./``, ``../``
         or ``~``. A plain ``"a/b"`` always means bucket ``a``, prefix ``b``.
     redis
         A ready ``redis.Redis`` client, or a ``redis://`` URL; None connects as
-        ``LocalIndex()`` does (``**index_kwargs``, ``$ATDATA_REDIS_URL``, localhost:6379).
+        ``LocalIndex()`` does (``**index_kwargs``, ``$ATDATA_REDIS_URL``, the Redis
+        ``atdata local up`` recorded, localhost:6379).
     **index_kwargs
         ``key_prefix=`` and redis-py connection options, passed to ``LocalIndex``.
 

@@ -1,10 +1,11 @@
 """How the data commands (``ls``, ``show``, ``insert``, ``gc``, ``schemas``) find Redis and S3.
 
-With nothing configured they use the embedded servers of ``atdata local up``: Redis on
+With nothing configured they use the embedded servers of ``atdata local up``: on the
+ports (and with the keys) it recorded (:mod:`atdata.server_record`), else Redis on
 localhost:6379 and S3 on http://localhost:9000 with the spec's minioadmin keys. Each
 default can be replaced by an option or an environment variable (option first):
 
-- ``--redis-url`` / ``$ATDATA_REDIS_URL``: default ``redis://localhost:6379/0``;
+- ``--redis-url`` / ``$ATDATA_REDIS_URL``: default the recorded Redis, else ``redis://localhost:6379/0``;
 - ``--key-prefix`` / ``$ATDATA_KEY_PREFIX``: default ``atdata:`` (LocalIndex's);
 - ``--hive-path`` / ``$ATDATA_HIVE_PATH``: default ``atdata/datasets`` (bucket/prefix);
 - ``--s3-credentials`` / ``$ATDATA_S3_CREDENTIALS``: default the AWS environment when
@@ -21,7 +22,7 @@ import atdata.store_s3
 from atdata.index_redis import LocalIndex
 
 from .. import servers
-from .._hive import is_local_path
+from .._hive import embedded_s3_credentials, is_local_path
 from ..repo import Repo
 
 __all__ = [
@@ -43,7 +44,7 @@ def add_index_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--redis-url",
         default=os.environ.get("ATDATA_REDIS_URL"),
-        help="Redis URL (default: $ATDATA_REDIS_URL, else the local server on localhost:6379)",
+        help="Redis URL (default: $ATDATA_REDIS_URL, else the server `atdata local up` recorded, else localhost:6379)",
     )
     group.add_argument(
         "--key-prefix",
@@ -67,21 +68,23 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("ATDATA_S3_CREDENTIALS"),
         help=".env file with AWS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (default: "
         "$ATDATA_S3_CREDENTIALS; else the AWS environment if AWS_ACCESS_KEY_ID is set; else the "
-        "local server of `atdata local up`)",
+        "local server of `atdata local up`, on the port it recorded)",
     )
 
 
 def s3_credentials(args: argparse.Namespace) -> str | dict[str, str] | None:
-    """The credentials the options name: a file, the AWS environment (None), or the embedded server's."""
+    """The credentials the options name: a file, the AWS environment (None), or the embedded
+    server's: the one ``atdata local up`` recorded (its port and keys), else localhost:9000."""
     if getattr(args, "s3_credentials", None):
         return str(args.s3_credentials)
     if os.environ.get("AWS_ACCESS_KEY_ID"):
         return None
-    return {
-        "AWS_ENDPOINT": os.environ.get("AWS_ENDPOINT") or f"http://localhost:{servers.DEFAULT_S3_PORT}",
+    credentials = embedded_s3_credentials() or {  # `atdata local up`'s record: its port and keys
+        "AWS_ENDPOINT": f"http://localhost:{servers.DEFAULT_S3_PORT}",
         "AWS_ACCESS_KEY_ID": servers.DEFAULT_S3_ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": servers.DEFAULT_S3_SECRET_KEY,
     }
+    return {**credentials, "AWS_ENDPOINT": os.environ.get("AWS_ENDPOINT") or credentials["AWS_ENDPOINT"]}
 
 
 def configure_reads(args: argparse.Namespace) -> Any:

@@ -29,8 +29,8 @@ from ._sizes import ShardSizes, SizeProbe, human_bytes
 __all__ = ["load_type", "register", "resolve_entry"]
 
 _CONNECTION_HELP = (
-    "With nothing configured, commands use the local servers of `atdata local up` "
-    "(Redis on localhost:6379, S3 on localhost:9000)."
+    "With nothing configured, commands use the local servers of `atdata local up`, on the ports it "
+    "recorded (default: Redis on localhost:6379, S3 on localhost:9000)."
 )
 
 
