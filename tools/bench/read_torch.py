@@ -23,7 +23,10 @@ training loop as torch tensors:
 
 Peak RSS is the largest sum of the resident sets of the reader's whole process tree
 (main process and workers), sampled every 20 ms, per epoch: flat across epochs means no
-leak. Printed: samples/s of each reader and the ratios the goals are stated in (ours vs
+leak. CPU us/sample is the CPU time of the whole tree (main process and workers, user +
+system) per sample in its cheapest epoch: it hardly depends on the machine's load, unlike
+samples/s, so "tree CPU ... x single-process's" says what a quiet 2-core machine allows
+(on 2 cores the wall-clock ratio cannot beat 2 / that). Printed: samples/s of each reader and the ratios the goals are stated in (ours vs
 LitData, vs webdataset, and vs our single-process rate).
 
     python tools/bench/read_torch.py                    # training 100,000 + image 20,000, 3 epochs
@@ -96,6 +99,46 @@ class PeakRss:
         self.peak = max(self.peak, tree_rss_mb())
 
 
+def tree_ticks() -> dict[int, int]:
+    """CPU clock ticks (user + system) of each live descendant of this process (zombies too)."""
+    ticks, todo = {}, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            if pid != os.getpid():
+                ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks
+
+
+class TreeCpu:
+    """CPU seconds the block costs the whole process tree: this process, its workers alive at
+    the end (persistent ones) and those reaped meanwhile. Unlike samples/s it hardly moves
+    with the machine's load, so ours / single-process CPU is the load-free part of the ratio."""
+
+    def __enter__(self) -> TreeCpu:
+        import resource
+
+        self._start = (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+        self._ticks = tree_ticks()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import resource
+
+        ticks, hz = tree_ticks(), os.sysconf("SC_CLK_TCK")
+        me, reaped = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = sum(getattr(me, f) - getattr(self._start[0], f) for f in ("ru_utime", "ru_stime"))
+        gone = sum(getattr(reaped, f) - getattr(self._start[1], f) for f in ("ru_utime", "ru_stime"))
+        gone -= sum(t for pid, t in self._ticks.items() if pid not in ticks) / hz  # counted before they ended
+        live = sum(t - self._ticks.get(pid, 0) for pid, t in ticks.items()) / hz
+        self.seconds = own + gone + live
+
+
 def epoch_source(reader: str, kind: str, paths: dict[str, str]):  # noqa: ANN201
     """A function returning a fresh iterable of one epoch, and the one turning a batch into tensors."""
     import torch
@@ -141,9 +184,9 @@ def epoch_source(reader: str, kind: str, paths: dict[str, str]):  # noqa: ANN201
 
 def run_reader(reader: str, kind: str, paths: dict[str, str], epochs: int) -> dict:
     make, to_tensors = epoch_source(reader, kind, paths)
-    rates, peaks, counts = [], [], []
+    rates, peaks, counts, cpus = [], [], [], []
     for _ in range(epochs):
-        with PeakRss() as rss:
+        with PeakRss() as rss, TreeCpu() as cpu:
             start, count = time.perf_counter(), 0
             for batch in make():
                 tensor, _labels = to_tensors(batch)
@@ -151,13 +194,16 @@ def run_reader(reader: str, kind: str, paths: dict[str, str], epochs: int) -> di
             rates.append(count / (time.perf_counter() - start))
         peaks.append(rss.peak)
         counts.append(count)
-    return {"rates": rates, "peaks": peaks, "counts": counts}
+        cpus.append(cpu.seconds)
+    return {"rates": rates, "peaks": peaks, "counts": counts, "cpus": cpus}
 
 
 def inside(args: argparse.Namespace) -> None:
 
     print(f"# read_torch: {os.cpu_count()} CPUs, {args.epochs} epochs, DataLoader num_workers={WORKERS}, batch {BATCH}")
-    print(f"{'workload':9} {'samples':>8} {'reader':34} {'samples/s':>10} {'peak tree RSS per epoch (MiB)'}")
+    print(
+        f"{'workload':9} {'samples':>8} {'reader':34} {'samples/s':>10} {'CPU us/sample':>8}   peak tree RSS/epoch (MiB)"
+    )
     rows: list[dict] = []
     for kind, n in (("training", args.training), ("image", args.image)):
         if not n:
@@ -173,8 +219,10 @@ def inside(args: argparse.Namespace) -> None:
                 result = json.loads(out.stdout.strip().splitlines()[-1])
                 assert all(c == n for c in result["counts"]), (reader, result["counts"], n)
                 best[reader] = max(result["rates"])
+                best[reader + " cpu"] = min(result["cpus"])
                 peaks = " ".join(f"{p:,.0f}" for p in result["peaks"])
-                print(f"{kind:9} {n:>8} {reader:34} {best[reader]:>10,.0f} {peaks}", flush=True)
+                cpu = min(result["cpus"]) / n * 1e6
+                print(f"{kind:9} {n:>8} {reader:34} {best[reader]:>10,.0f} {cpu:>8.1f}   {peaks}", flush=True)
                 best[reader + " peaks"] = result["peaks"]
             rows += ratio_rows(kind, n, best)
     if args.json:
@@ -201,6 +249,8 @@ def ratio_rows(kind: str, n: int, best: dict) -> list[dict]:
                 )  # fmt: skip
             )
             print(f"{kind:9} {n:>8} {ours} / {base}: {best[ours] / best[base]:.2f}x")
+        single = "atdata single-process ordered/32"
+        print(f"{kind:9} {n:>8} {ours}: tree CPU {best[ours + ' cpu'] / best[single + ' cpu']:.2f}x single-process's")
     return rows
 
 
