@@ -17,7 +17,11 @@ from atdata.local import Repo
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DRIVER = """
-import json, sys, time
+import json, signal, sys, time
+# A driver started from a terminal has Python's Ctrl-C handler; one started by a test run
+# that was itself started in the background (`pytest ... &`, CI scripts) inherits SIGINT
+# ignored, and Python then installs no handler: the SIGINT below would do nothing.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np, ray, ray.data
 from numpy.typing import NDArray
 import atdata
@@ -60,7 +64,7 @@ def test_ctrl_c_on_the_driver_leaves_no_entry_and_gc_no_shard(
     )
     try:
         deadline = time.monotonic() + 600
-        while not shards(s3_repo):  # blocks 0 and 1 are staged: the write is under way
+        while len(shards(s3_repo)) < 2:  # blocks 0 and 1 staged (none mid-upload at Ctrl-C): the write is under way
             assert driver.poll() is None, driver.communicate()
             assert time.monotonic() < deadline, "the driver staged no shard in time"
             time.sleep(0.5)
