@@ -5,7 +5,8 @@ Each module in :mod:`atdata.local.commands` adds one command group (``atdata loc
 new module and never an edit of this file. A handler receives the parsed arguments and
 an :class:`Output`, and returns an exit code (None means 0).
 
-Errors print one line (``atdata: error: ...``) and exit 1 (usage errors: exit 2); ``--debug`` shows the
+Errors print one line (``atdata: error: ...``) and exit 1 (usage errors: exit 2); notes the error
+carries follow, one line each (e.g. which objects a failed insert left for ``gc``); ``--debug`` shows the
 traceback instead. ``--json`` makes every command print one JSON document.
 """
 
@@ -82,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"atdata: error: {_one_line(exc)} (--debug for details)", file=sys.stderr)
+        for note in getattr(exc, "__notes__", ()):  # e.g. what a failed insert left for gc
+            print(note if note.startswith("atdata: ") else f"atdata: {note}", file=sys.stderr)
         return 1
 
 
