@@ -5,7 +5,7 @@ walks them:
 
 - :data:`CHUNK`: bytes read per call (local ``read`` or one prefetched buffer); a sample
   larger than this is read in as many calls as it needs.
-- :data:`FIRST_CHUNK`: the first chunk of a remote stream, short so decoding starts soon.
+- :data:`FIRST_CHUNK`: the first chunk of a shard (local or remote), short so decoding starts soon.
 - :data:`HEADROOM`: free bytes a buffer keeps in front of its chunk, where the reader
   puts the unfinished member of the chunk before, so a chunk is never copied to join
   the two. A buffer is ``HEADROOM + chunk`` bytes and its chunk starts at ``HEADROOM``.

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import ShardDigestMismatch, ShardError
 from ..manifest import shard_record
-from .buffers import CHUNK, HEADROOM, read_into
+from .buffers import CHUNK, FIRST_CHUNK, HEADROOM, read_into
 from .prefetch import Prefetcher, PrefetchStream, open_shard
 from .tarformat import Buffer
 from .tarwalk import ShardWalker
@@ -159,7 +159,7 @@ def _file_reads(
     With ``align`` (a verified read's digest chunk size), each read ends at a multiple of
     it, so the verifier checks the whole read at once and nothing is read twice for it.
     """
-    offset, want = 0, chunk
+    offset, want = 0, min(FIRST_CHUNK, chunk)  # a short first read: the first batch comes sooner
     used = yield b"", False  # priming
     while True:
         if used is not None:  # after the first chunk
