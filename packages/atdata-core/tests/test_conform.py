@@ -105,3 +105,29 @@ def test_schema_mismatch_pickles_with_its_facts() -> None:
         ["label: int"],
     )
     assert str(again) == str(caught.value)
+
+
+def test_samples_of_several_lengths_are_matched_by_layout_per_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ints of 1, 2 and 3 bytes and strings of 1 to 3 bytes: several lengths, and layouts
+    that share a length (a 2-byte int with a 1-byte tag, a 1-byte int with a 2-byte tag)."""
+    calls: list[str] = []
+    original = SampleCheck.sample
+    monkeypatch.setattr(
+        SampleCheck, "sample", lambda self, url, key, raw: calls.append(key) or original(self, url, key, raw)
+    )
+    samples = [_fixed(i, label=i * 7 % 70000, tag="x" * (1 + i % 3)) for i in range(3000)]
+    ds = _shards(tmp_path, samples)
+    assert len(list(ds.raw_samples(check=Fixed))) == 3000
+    assert len(calls) < 30  # only the stragglers of a chunk's rare lengths are unpacked
+
+
+def test_with_several_lengths_the_first_bad_member_is_named(tmp_path: Path) -> None:
+    samples = [_fixed(i, label=i * 7 % 70000, tag="x" * (1 + i % 3)) for i in range(3000)]
+    samples[2500] = ("002500", msgpack.packb({"features": 1, "label": 2, "tag": "x"}))  # short: a length of its own
+    key, raw = samples[1200]
+    samples[1200] = (key, raw.replace(b"\xa3tag", b"\xa3tog"))  # same length as its neighbours
+    with pytest.raises(SchemaMismatch) as caught:
+        list(_shards(tmp_path, samples).raw_samples(check=Fixed))
+    assert caught.value.member == "001200.msgpack" and "tog: str" in str(caught.value.found)

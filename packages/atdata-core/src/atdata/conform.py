@@ -10,16 +10,19 @@ optional field may be absent: it reads as None) and whose values have wire types
 type's decoder takes (a float field also takes an int; an NDArray field takes ``.npy``
 bytes of an admitted dtype). Values are not otherwise judged.
 
-The check is cheap where reading is: a chunk whose samples are all of one size at one
-stride (``rows``) is checked against a :class:`~atdata._read.layout.Layout`, learnt once
-per sample length per shard, in a few byte comparisons for the whole chunk: a layout
-pins the map header, every key and every type byte (and the ``.npy`` headers), so rows
-that fit it match. Any other sample (or a chunk the layout does not fit) is unpacked and
-decoded on its own, which says exactly what is wrong.
+The check is cheap where reading is: a :class:`~atdata._read.layout.Layout` pins the
+map header, every key and every type byte (and the ``.npy`` headers) of samples of one
+length, so rows that have its fixed bytes (and UTF-8 strings) match. A chunk whose
+samples are all of one size at one stride (``rows``) is checked whole in a few byte
+comparisons; other chunks are grouped by sample length and each group matched with
+NumPy against the layouts of its length (a few per length, learnt per shard from rows
+no layout matched yet). Only samples no layout matches are unpacked and decoded one by
+one, which says exactly what is wrong.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,14 +37,18 @@ from .sample import DictSample, decoder_of, fields_of
 __all__ = ["SampleCheck"]
 
 _NPY_MAGIC = b"\x93NUMPY"
+#: Samples of one length fewer than this are unpacked one by one (a matrix costs more).
+_MIN_GROUP = 4
+#: Layouts learnt per sample length per shard: the same length can hold other layouts
+#: (a 1-byte int and a 2-byte string, or a 2-byte int and a 1-byte string).
+_MAX_LAYOUTS = 4
 
 
 class SampleCheck:
     """Checks samples (raw msgpack bytes) against ``sample_type``; raises :class:`SchemaMismatch`.
 
     Call :meth:`new_shard` before each shard's samples (layouts are learnt per shard),
-    then :meth:`rows` for a chunk's fixed-size byte matrix and :meth:`sample` for any
-    single sample.
+    then :meth:`chunk` for each chunk's samples, or :meth:`sample` for any single one.
     """
 
     def __init__(self, sample_type: type) -> None:
@@ -52,7 +59,7 @@ class SampleCheck:
         self._names = {spec.name for spec in self._specs}
         self._required = {spec.name for spec in self._specs if not spec.optional}
         self._strings = [spec.name for spec in self._specs if spec.kind == "str"]
-        self._layouts: dict[int, Layout | None] = {}
+        self._layouts: dict[int, list[Layout]] = {}  # by sample length
 
     @property
     def expected(self) -> list[str]:
@@ -64,22 +71,81 @@ class SampleCheck:
         self._layouts.clear()
 
     def chunk(self, url: str, keys: Sequence[str], views: Sequence[Any], rows: np.ndarray | None) -> None:
-        """Check one chunk's samples: by layout when ``rows`` is given and fits, else one by one."""
-        if rows is not None and len(rows) and self._fits(rows):
-            return
-        for key, view in zip(keys, views):
-            self.sample(url, key, view)
+        """Check one chunk's samples: by layout where one fits, the rest one by one.
 
-    def _fits(self, rows: np.ndarray) -> bool:
+        ``rows`` (the samples as one fixed-size byte matrix, when the reader has it) is
+        checked whole first: the common case, a few byte comparisons. Otherwise the
+        samples are grouped by length, and each group's rows are matched against the
+        layouts of that length (learnt from rows no layout matched yet, a few per length
+        per shard); only rows no layout matches are unpacked, in shard order, so the
+        first bad member is the one named.
+        """
         if self._any_fields:
-            return False  # a DictSample has no layout; each sample is checked to be a map
-        length = rows.shape[1]
-        if length not in self._layouts:
-            self._layouts[length] = layout_of(rows[0].tobytes(), self._specs)
-        layout = self._layouts[length]
-        if layout is None or not layout.fits(rows):
-            return False
-        return not self._strings or layout.cut(rows, self._strings) is not None  # str values are UTF-8
+            unmatched: Sequence[int] = range(len(views))  # a DictSample has no layout: each must be a map
+        elif rows is not None and len(rows) and self._fits_whole(rows):
+            return
+        else:
+            unmatched = self._unmatched(views, rows)
+        for i in unmatched:
+            self.sample(url, keys[i], views[i])
+
+    def _fits_whole(self, rows: np.ndarray) -> bool:
+        layouts = self._layouts_of(rows)
+        if not layouts:
+            layouts.extend(_learnt(rows[0], self._specs))
+        return bool(layouts) and layouts[0].fits(rows) and self._utf8(layouts[0], rows)
+
+    def _unmatched(self, views: Sequence[Any], rows: np.ndarray | None) -> list[int]:
+        """Indices (ascending) of the samples no layout matches."""
+        if rows is not None:
+            return self._unmatched_rows(rows).tolist()
+        views = list(views)  # made once (a reader's views are lazy), indexed below
+        lengths = np.fromiter(map(len, views), dtype=np.int64, count=len(views))
+        unmatched: list[np.ndarray] = []
+        for length in np.unique(lengths).tolist():
+            members = np.flatnonzero(lengths == length)
+            if len(members) < _MIN_GROUP:
+                unmatched.append(members)
+                continue
+            picked = operator.itemgetter(*members.tolist())(views)
+            unmatched.append(members[self._unmatched_rows(_matrix(picked, length))])
+        return np.sort(np.concatenate(unmatched)).tolist() if unmatched else []
+
+    def _unmatched_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Indices of the rows (samples of one length) that no layout of that length matches."""
+        layouts = self._layouts_of(rows)
+        left = np.arange(len(rows))
+        for layout in layouts:
+            left = left[~self._matching(layout, rows[left])]
+            if not len(left):
+                return left
+        while len(left) and len(layouts) < _MAX_LAYOUTS:
+            learnt = _learnt(rows[left[0]], self._specs)
+            if not learnt:
+                break  # a row without a layout (a bad sample, or a value a layout does not take)
+            layouts.extend(learnt)
+            left = left[~self._matching(learnt[0], rows[left])]
+        return left
+
+    def _layouts_of(self, rows: np.ndarray) -> list[Layout]:
+        return self._layouts.setdefault(rows.shape[1], [])
+
+    def _matching(self, layout: Layout, rows: np.ndarray) -> np.ndarray:
+        """Which rows have ``layout``'s fixed bytes and value types (and UTF-8 strings)."""
+        ok = np.ones(len(rows), dtype=bool)
+        for start, end, expected in layout.fixed:
+            ok &= (rows[:, start:end] == np.frombuffer(expected, np.uint8)).all(axis=1)
+        for offset, same_type in layout.tiny:
+            ok &= np.isin(rows[:, offset], np.frombuffer(same_type, np.uint8))
+        if self._strings and ok.any() and not self._utf8(layout, rows[ok]):
+            ok[:] = False  # some string is not UTF-8: these rows are checked one by one
+        return ok
+
+    def _utf8(self, layout: Layout, rows: np.ndarray) -> bool:
+        """Whether every string value of ``rows`` is UTF-8 (ASCII columns at a glance)."""
+        if not any((rows[:, start:end] >= 0x80).any() for start, end in layout.strings):
+            return True
+        return layout.cut(rows, self._strings) is not None
 
     def sample(self, url: str, key: str, raw: bytes | memoryview) -> None:
         """Check one sample (``key`` names its member in shard ``url``)."""
@@ -119,6 +185,17 @@ class SampleCheck:
             expected=self.expected,
             found=found,
         )
+
+
+def _learnt(row: np.ndarray, specs: Sequence[FieldSpec]) -> list[Layout]:
+    """The layout of one row (one sample), as a list of none or one."""
+    layout = layout_of(row.tobytes(), specs)
+    return [] if layout is None else [layout]
+
+
+def _matrix(views: Sequence[Any], length: int) -> np.ndarray:
+    """Samples of one ``length`` as one ``(n, length)`` byte matrix (one copy)."""
+    return np.frombuffer(b"".join(views), np.uint8).reshape(len(views), length)
 
 
 def _spec_text(spec: FieldSpec) -> str:

@@ -61,12 +61,15 @@ class Layout:
         a byte outside them is a value of another type.
     columns_of
         Per field name, the function cutting its column out of the byte matrix.
+    strings
+        The spans ``(start, end)`` of the string values (bytes that must be UTF-8).
     """
 
     length: int
     fixed: tuple[tuple[int, int, bytes], ...]
     tiny: tuple[tuple[int, bytes], ...]
     columns_of: dict[str, Column]
+    strings: tuple[tuple[int, int], ...] = ()
 
     def fits(self, rows: np.ndarray, joined: bytes | None = None) -> bool:
         """Whether every row of ``rows`` (samples of this length, ``joined`` if at hand) has this layout."""
@@ -117,6 +120,7 @@ class _Learner:
         self.fixed: list[int] = []
         self.tiny: list[tuple[int, int, int]] = []
         self.columns_of: dict[str, Column] = {}
+        self.strings: list[tuple[int, int]] = []
 
     def learn(self) -> Layout | None:
         data = self.data
@@ -144,6 +148,7 @@ class _Learner:
             fixed=tuple((start, end, data[start:end]) for start, end in _spans(self.fixed)),
             tiny=tuple((offset, bytes(range(low, high + 1))) for offset, low, high in self.tiny),
             columns_of=self.columns_of,
+            strings=tuple(self.strings),
         )
 
     def _keep(self, start: int, end: int) -> None:
@@ -199,6 +204,7 @@ class _Learner:
                 return None
             start, end = found
             data[start:end].decode("utf-8")  # the learnt sample itself must be valid
+            self.strings.append((start, end))
             return end, _strings(start, end)
         if kind in ("bytes", "ndarray") and first in (0xC4, 0xC5, 0xC6):
             width = 1 << (first - 0xC4)
