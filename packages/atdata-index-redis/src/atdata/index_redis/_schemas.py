@@ -163,16 +163,27 @@ class SchemaMethods:
 
     def list_schemas(self) -> Iterator[dict[str, Any]]:
         """Every published schema record (streamed with SSCAN)."""
+        return (record for _, record in self.schemas_by_ref())
+
+    def schemas_by_ref(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every published schema as ``(ref, record)``, e.g. ``("local://schemas/mod.Cls@1.0.0", {...})``.
+
+        A record's ``name`` is the bare class name (the spec's record), so two modules'
+        classes of one name are told apart only by their refs.
+        """
         key = self._key("schemas")
         cursor: int = 0
         while True:
             with translate_errors(self._spec):
                 cursor, members = self.redis.sscan(key, cursor, count=_SCAN_BATCH)
+                refs = [_text(member) for member in members]
                 pipe = self.redis.pipeline(transaction=False)
-                for member in members:
-                    pipe.get(self._key("schema:", _text(member)))
-                raws = pipe.execute() if members else []
-            yield from (json.loads(raw) for raw in raws if raw is not None)
+                for ref in refs:
+                    pipe.get(self._key("schema:", ref))
+                raws = pipe.execute() if refs else []
+            yield from (
+                (_schema.SCHEMA_REF_PREFIX + r, json.loads(raw)) for r, raw in zip(refs, raws) if raw is not None
+            )
             if int(cursor) == 0:
                 return
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from atdata.errors import SchemaNotFound
+from atdata.errors import InvalidArgument, SchemaNotFound
 from atdata.index_redis import LocalIndex
 from atdata.schema import SCHEMA_REF_PREFIX
 
@@ -20,7 +20,8 @@ def register(subparsers: Any) -> None:
     schemas = subparsers.add_parser(
         "schemas",
         help="list published sample schemas",
-        description="List every schema published in the index: name@version, number of fields, description. "
+        description="List every schema published in the index: module.Class@version (what `atdata schema show` "
+        "takes), number of fields, description; --json adds each record's full ref. "
         "Uses the local Redis of `atdata local up` unless --redis-url or $ATDATA_REDIS_URL says otherwise.",
         parents=[common_options()],
         **examples("atdata schemas", "atdata schemas --json"),
@@ -40,7 +41,7 @@ def register(subparsers: Any) -> None:
         help="show a schema's fields",
         description="Show one schema record: its fields (name, type, optional), version, description. "
         "REF is a schema ref (local://schemas/module.Class@1.0.0), module.Class for its latest "
-        "version, or Class@version / Class as `atdata schemas` lists them.",
+        "version, or Class@version / Class when only one module publishes that class name.",
         parents=[common_options()],
         **examples(
             "atdata schema show mymodule.ImageSample",
@@ -68,11 +69,24 @@ def find_schema(index: LocalIndex, ref: str) -> dict[str, Any]:
             return index.get_schema(f"{SCHEMA_REF_PREFIX}{ref}")
         return index.get_latest_schema(name)
     matches = [
-        r for r in index.list_schemas() if r.get("name") == name and (not version or r.get("version") == version)
+        (r, record)
+        for r, record in index.schemas_by_ref()
+        if record.get("name") == name and (not version or record.get("version") == version)
     ]
     if not matches:
         raise SchemaNotFound(f"no schema {ref!r} in {index!r}; `atdata schemas` lists them")
-    return max(matches, key=lambda r: _semver(r.get("version", "0.0.0")))
+    modules = sorted({_short(r).rpartition("@")[0] for r, _ in matches})
+    if len(modules) > 1:  # one class name from several modules: never pick one silently
+        raise InvalidArgument(
+            f"schema {ref!r} is ambiguous in {index!r}: {', '.join(modules)} are all published; "
+            f"name one, e.g. `atdata schema show {modules[0]}`"
+        )
+    return max((record for _, record in matches), key=lambda r: _semver(r.get("version", "0.0.0")))
+
+
+def _short(ref: str) -> str:
+    """``module.Class@version``: a ref without its ``local://schemas/`` prefix (``schema show`` takes it)."""
+    return ref.removeprefix(SCHEMA_REF_PREFIX)
 
 
 def _semver(version: str) -> tuple[int, ...]:
@@ -93,9 +107,12 @@ def _type_text(field_type: dict[str, Any]) -> str:
 
 def _list(args: argparse.Namespace, out: Output) -> int:
     index = make_index(args)
-    records = sorted(index.list_schemas(), key=lambda r: (r.get("name", ""), _semver(r.get("version", "0.0.0"))))
+    records = sorted(
+        ({**record, "ref": ref} for ref, record in index.schemas_by_ref()),
+        key=lambda r: (r["ref"].rpartition("@")[0], _semver(r.get("version", "0.0.0"))),
+    )
     lines = [
-        f"{r.get('name')}@{r.get('version')}  {len(r.get('fields', []))} fields"
+        f"{_short(r['ref'])}  {len(r.get('fields', []))} fields"
         + (f"  {r['description']}" if r.get("description") else "")
         for r in records
     ]
