@@ -3,8 +3,9 @@
 Writes the spec's ``TrainingSample`` (features float32[128], label int, source str) and an
 image workload (image uint8[3,64,64], label int) into local tar shards with
 webdataset's own ``TarWriter``, at 1x, 4x and 16x a base size, then reads every sample
-with each reader in a fresh subprocess (best of ``--repeat`` runs) and prints samples/s,
-the ratio to the baseline of the same size, and each reader's peak RSS:
+with each reader in a fresh subprocess (best of ``--repeat`` rounds; each round runs every
+reader once, in turn) and prints samples/s, the ratio to the baseline of the same size,
+and each reader's peak RSS:
 
 - ``webdataset``: ``wds.WebDataset(urls, shardshuffle=False)`` + ``msgpack.unpackb``
   of each sample (the baseline; arrays stay ``.npy`` bytes, so it does less work);
@@ -128,18 +129,26 @@ def child(reader: str, kind: str, url: str, epochs: int, clock_name: str) -> Non
     print(json.dumps({"rate": best, "count": count, "rss_mib": rss_mib}))
 
 
-def measure(reader: str, kind: str, url: str, epochs: int, repeat: int, clock: str) -> dict[str, float]:
-    runs = []
+def measure(readers: list[str], kind: str, url: str, epochs: int, repeat: int, clock: str) -> dict[str, dict]:
+    """Each reader's best of ``repeat`` runs (and its largest peak RSS).
+
+    Each round runs every reader once, in turn, so load from other processes on a shared
+    machine falls on all of them alike (the verified/unverified ratio is then steadier).
+    """
+    runs: dict[str, list[dict]] = {reader: [] for reader in readers}
     for _ in range(repeat):
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", reader, kind, url, "--epochs", str(epochs), "--clock", clock],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        runs.append(json.loads(out.strip().splitlines()[-1]))
-    best = max(runs, key=lambda r: r["rate"])
-    return {**best, "rss_mib": max(r["rss_mib"] for r in runs)}
+        for reader in readers:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", reader, kind, url, "--epochs", str(epochs), "--clock", clock],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            runs[reader].append(json.loads(out.strip().splitlines()[-1]))
+    return {
+        reader: {**max(done, key=lambda r: r["rate"]), "rss_mib": max(r["rss_mib"] for r in done)}
+        for reader, done in runs.items()
+    }
 
 
 def main() -> None:
@@ -176,8 +185,10 @@ def main() -> None:
                 url = write(directory, kind, n)
                 baseline = None
                 rates: dict[str, float] = {}
-                for reader in ["webdataset", *[r for r in args.readers if r != "webdataset"]]:
-                    result = measure(reader, kind, url, args.epochs, args.repeat, args.clock)
+                readers = ["webdataset", *[r for r in args.readers if r != "webdataset"]]
+                results = measure(readers, kind, url, args.epochs, args.repeat, args.clock)
+                for reader in readers:
+                    result = results[reader]
                     assert result["count"] == n, (reader, result, n)
                     baseline = baseline or result["rate"]
                     rates[reader] = result["rate"]
