@@ -19,7 +19,7 @@ from atdata.local.servers import RedisServer, S3Server
 from atdata.local.testing import damage_object
 
 from .conftest import Point, write_source
-from .test_data_commands import _restore_s3_read_settings, run  # noqa: F401 - an autouse fixture, shared
+from .test_data_commands import run
 
 pytestmark = pytest.mark.real
 

@@ -122,7 +122,8 @@ class ShardDigestMismatch(ShardError):
     ``data_urls``) before any sample of that chunk is decoded.
     The message names the shard, the chunk and its byte range, and the expected and
     actual digests; the samples before the chunk were intact and may have been yielded.
-    Restore the shard from a good copy, or re-insert the dataset.
+    Restore the shard from a good copy, or delete it and re-insert the dataset (a re-insert
+    reuses stored shards that still have their recorded sizes, so a damaged one must go first).
     """
 
 

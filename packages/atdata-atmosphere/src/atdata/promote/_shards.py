@@ -93,6 +93,6 @@ def _check_recorded(url: str, sha256: str, size: int) -> None:
     if expected is not None and sha256 != expected:
         raise ShardDigestMismatch(
             f"shard {url!r} has sha256 {sha256} ({size} bytes), but {expected} was recorded when it was inserted: "
-            "it is damaged, and promoting it would publish the damage as good; restore it from a good copy or "
-            "re-insert the dataset, then promote"
+            "it is damaged, and promoting it would publish the damage as good; restore it from a good copy, or "
+            "delete it and re-insert the dataset (a re-insert reuses a damaged shard of the recorded size), then promote"
         )

@@ -116,7 +116,8 @@ class ChunkVerifier:
             raise ShardDigestMismatch(
                 f"shard {self.url!r}: chunk {index} (bytes {start}-{stop - 1}) has {self.record.chunk_hash} "
                 f"digest {actual}, but the manifest recorded {expected}: the shard is damaged; restore it from "
-                f"a good copy or re-insert the dataset"
+                "a good copy, or delete it and re-insert the dataset (a re-insert reuses stored shards that "
+                "still have their recorded sizes, so a damaged one must be gone first)"
             )
         self.verified = self._hashed
 

@@ -149,7 +149,10 @@ def _damage_detail(record: ShardRecord | None, bad: list[int], sha256: str, reco
         ranges = ", ".join(_chunk_text(record, i) for i in bad[:_SHOWN_CHUNKS])
         more = f" and {len(bad) - _SHOWN_CHUNKS} more" if len(bad) > _SHOWN_CHUNKS else ""
         where = f"{len(bad)} of {len(record.chunks)} chunk(s) differ from the manifest: {ranges}{more}; "
-    return f"{where}sha256 {sha256} (recorded {recorded}); restore it from a good copy or re-insert the dataset"
+    return (
+        f"{where}sha256 {sha256} (recorded {recorded}); restore it from a good copy, or delete it and re-insert "
+        "the dataset (a re-insert reuses stored shards that still have their recorded sizes)"
+    )
 
 
 def _chunk_text(record: ShardRecord, index: int) -> str:
