@@ -203,6 +203,11 @@ class Prefetcher:
         # Shared, so a shard's buffers serve the next ones; as many as can be in flight.
         self._spares = SpareBuffers(HEADROOM + CHUNK, keep=(ahead + 1) * (_DEPTH + 1) + 1)
 
+    @property
+    def spares(self) -> SpareBuffers:
+        """The reader's recycled read buffers (local files are read into them too)."""
+        return self._spares
+
     def open(self, url: str) -> BinaryIO | PrefetchStream:
         """The source of ``url``: a local file as is, a remote one as a prefetching stream."""
         index = self._next if self._next < len(self._urls) and self._urls[self._next] == url else None

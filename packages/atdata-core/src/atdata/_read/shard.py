@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import ShardDigestMismatch, ShardError
 from ..manifest import shard_record
-from .buffers import CHUNK, FIRST_CHUNK, HEADROOM, read_into
+from .buffers import CHUNK, FIRST_CHUNK, HEADROOM, SpareBuffers, read_into
 from .prefetch import Prefetcher, PrefetchStream, open_shard
 from .tarformat import Buffer
 from .tarwalk import ShardWalker
@@ -96,7 +96,8 @@ def iter_chunks(
             closing.callback(source.close)
         reads: Generator[tuple[Buffer, bool], int | None, None]
         if isinstance(source, io.FileIO):
-            reads = _file_reads(source, chunk, record.chunk_size if record is not None else None)
+            spares = prefetcher.spares if prefetcher is not None else None
+            reads = _file_reads(source, chunk, record.chunk_size if record is not None else None, spares)
         elif isinstance(source, PrefetchStream):
             reads = _prefetched_reads(source)
         else:
@@ -152,14 +153,18 @@ def _check_rest(
 
 
 def _file_reads(
-    source: io.FileIO, chunk: int, align: int | None = None
-) -> Generator[tuple[bytes, bool], int | None, None]:
+    source: io.FileIO, chunk: int, align: int | None = None, spares: SpareBuffers | None = None
+) -> Generator[tuple[Buffer, bool], int | None, None]:
     """Chunks of a local file; each ``send`` says how much of the last chunk was used.
 
     With ``align`` (a verified read's digest chunk size), each read ends at a multiple of
     it, so the verifier checks the whole read at once and nothing is read twice for it.
+    With ``spares`` (a reader's), chunks are read into its recycled buffers: a fresh
+    multi-MiB ``bytes`` per read costs a page fault per 4 KiB, which a process that just
+    started (a DataLoader worker) pays on every chunk.
     """
     offset, want = 0, min(FIRST_CHUNK, chunk)  # a short first read: the first batch comes sooner
+    buf: bytearray | None = None
     used = yield b"", False  # priming
     while True:
         if used is not None:  # after the first chunk
@@ -169,8 +174,16 @@ def _file_reads(
         if align is not None:
             want = max((offset + want) // align, offset // align + 1) * align - offset
         source.seek(offset)
-        buf = _read_exactly(source, want)
-        used = yield buf, len(buf) < want
+        if spares is None or want > spares.size:
+            data = _read_exactly(source, want)
+            used = yield data, len(data) < want
+            continue
+        if buf is not None:
+            spares.give(buf)  # handed out again only once no sample view of it is left
+        buf = spares.take()
+        with memoryview(buf) as whole:
+            got = read_into(source, whole[:want])  # type: ignore[arg-type]  # FileIO reads into it
+        used = yield memoryview(buf)[:got], got < want
 
 
 def _prefetched_reads(source: PrefetchStream) -> Generator[tuple[memoryview | bytes, bool], int | None, None]:
