@@ -62,9 +62,13 @@ def adopt(hive: Hive, index: AbstractIndex) -> dict[str, Any]:
 
     The insert ids found in the hive are recorded under ``adopted.inserts``: their
     objects are referenced by no entry of ``index``, and gc must not take that as
-    "unreferenced" (see :func:`adopted_inserts`).
+    "unreferenced" (see :func:`adopted_inserts`). A hive ``index`` already owns is left
+    as it is: its inserts are this index's own, and marking them kept would stop gc from
+    ever collecting the ones it removes.
     """
     previous = read_owner(hive)
+    if previous is not None and _owned_by(previous, index):
+        return previous
     kept = sorted(set(_inserts_in(hive)) | set(adopted_inserts(previous)))
     record = {
         **index.owner_record,
@@ -81,10 +85,14 @@ def adopted_inserts(owner: dict[str, Any] | None) -> list[str]:
     return list(adopted.get("inserts", []))
 
 
+def _owned_by(owner: dict[str, Any], index: AbstractIndex) -> bool:
+    return all(owner.get(key) == value for key, value in index.owner_record.items())
+
+
 def _refuse_other_owner(hive: Hive, index: AbstractIndex, owner: dict[str, Any], action: str) -> None:
-    mine = index.owner_record
-    if all(owner.get(key) == value for key, value in mine.items()):
+    if _owned_by(owner, index):
         return
+    mine = index.owner_record
     theirs = ", ".join(f"{key}={owner.get(key)!r}" for key in mine)
     raise HiveOwnedElsewhere(
         f"{action}: hive {_url(hive)!r} belongs to the index with {theirs} ({owner.get('index')}), not "

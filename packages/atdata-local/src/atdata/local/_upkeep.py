@@ -111,6 +111,7 @@ class HiveUpkeep:
         but no owner record. Inserts and gc through this index then work; every insert
         already in the hive is recorded in the owner record and gc never deletes it (its
         datasets are in no entry of this index, so they would otherwise look unreferenced).
-        Re-insert such data to index it again.
+        Re-insert such data to index it again. A hive this index already owns is left
+        unchanged (its record is returned).
         """
         return _owner.adopt(self._hive, self.index)
