@@ -9,6 +9,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from multiformats import CID
+
 from .errors import InvalidArgument
 
 __all__ = ["check_entry_name", "check_hive_path_chars"]
@@ -37,6 +39,20 @@ def check_entry_name(name: Any) -> None:
             f"name={name!r} holds control characters ({', '.join(repr(ch) for ch in dict.fromkeys(bad))}): "
             "entry names are printable text; use e.g. 'training-v1' or 'images/2024-06'"
         )
+    if _is_cid(name):
+        raise InvalidArgument(
+            f"name={name!r} is a CID: lookups that take a name or a CID (`atdata show`, `atdata rm`, "
+            "`atdata verify`) would take it for the content it names, so `atdata rm` could remove another "
+            "dataset; use a name such as 'training-v1'"
+        )
+
+
+def _is_cid(text: str) -> bool:
+    try:
+        CID.decode(text)
+    except Exception:  # noqa: BLE001 - multiformats raises several unrelated types: "not a CID"
+        return False
+    return True
 
 
 def check_hive_path_chars(path: str, what: str = "hive_path") -> None:
