@@ -109,7 +109,7 @@ def test_insert_ls_show_schemas_gc_on_a_directory_hive(
     code, report, _ = run(capsys, "gc", "--grace", "0", "--json", *conn, *hive)
     assert code == 0 and report["removed"] == []
     code, removed, _ = run(capsys, "rm", "pts", "--json", *conn)
-    assert code == 0 and removed == {"removed": cid, "name": "pts"}
+    assert code == 0 and removed == {"removed": cid, "name": "pts", "shared_with": []}
     code, _, err = run(capsys, "rm", cid, *conn)
     assert code == 1 and "no dataset named or with CID" in err
     code, report, _ = run(capsys, "gc", "--grace", "1h", "--json", *conn, *hive)
@@ -145,9 +145,12 @@ def test_names_sharing_content_are_listed_and_removed_one_by_one(
     code, _, err = run(capsys, "rm", cids[0], *conn)
     assert code == 1 and "'train', 'train-copy'" in err and "by name" in err  # nothing removed
     code, removed, _ = run(capsys, "rm", "train-copy", "--json", *conn)
-    assert code == 0 and removed == {"removed": cids[0], "name": "train-copy"}
+    assert code == 0 and removed == {"removed": cids[0], "name": "train-copy", "shared_with": ["train"]}
     code, rows, _ = run(capsys, "ls", "--json", *conn)
     assert [(r["name"], r["missing_shards"]) for r in rows] == [("train", 0)]
+    run(capsys, "insert", source, "--name", "train-copy", "--type", type_spec, *conn, *hive)
+    code, text, _ = run(capsys, "rm", "train-copy", *conn)  # not "gc frees its shards": it would not
+    assert code == 0 and text.strip().endswith("its shards stay: 'train' uses them"), text
     code, report, _ = run(capsys, "gc", "--grace", "0", "--json", *conn, *hive)
     assert code == 0 and report["removed"] == []  # the shards still belong to "train"
 

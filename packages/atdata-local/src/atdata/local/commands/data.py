@@ -375,9 +375,11 @@ def _rm(args: argparse.Namespace, out: Output) -> int:
     # By name: exactly that name's newest version. By CID: refused (AmbiguousEntry, naming
     # them) when several names share it, so no name is dropped that the user did not give.
     index.remove_entry(entry.cid if args.ref == entry.cid else entry)
+    sharing = [other.name for other in index.all_entries if other.cid == entry.cid]  # their shards are these
+    after = f"its shards stay: {', '.join(map(repr, sharing))} uses them" if sharing else "`atdata gc` frees its shards"
     out.emit(
-        {"removed": entry.cid, "name": entry.name},
-        f"removed {entry.name!r} ({entry.cid}); `atdata gc` frees its shards",
+        {"removed": entry.cid, "name": entry.name, "shared_with": sharing},
+        f"removed {entry.name!r} ({entry.cid}); {after}",
     )
     return 0
 
