@@ -155,6 +155,7 @@ def test_torch_loader_state_resumes_after_the_last_batch_received(url: str, stop
     state = json.loads(json.dumps(state))  # a plain, JSON-friendly dict
     resumed = make().torch_loader(num_workers=3, batches_per_message=2)
     resumed.load_state_dict(state)
+    assert resumed.state_dict() == state  # before iterating: where it will resume
     rest, after = epochs(resumed, 2)
     if stop in (0, 32):  # nothing left of epoch 0: the finished one resumes at epoch 1, the other reads none
         assert head == whole[0] and [rest, after][stop == 32] == whole[1] and (stop == 0 or rest == [])

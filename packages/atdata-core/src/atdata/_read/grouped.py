@@ -18,6 +18,7 @@ is computed in the main process, exact to the batch, with no help from the worke
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -108,6 +109,7 @@ class TorchLoader:
         )
         self._iterated = False
         self._progress: dict[str, Any] | None = None  # the main-process reader's state, once iterated
+        self._loaded: dict[str, Any] | None = None  # the state last loaded
 
     def __iter__(self) -> Iterator[Any]:
         self._iterated = True
@@ -147,8 +149,8 @@ class TorchLoader:
         counting the last batch received as consumed; :meth:`load_state_dict` of a
         ``TorchLoader`` with any number of workers, or ``merge_state_dicts([state])`` for a
         plain loader, resumes after it."""
-        if self._progress is None:
-            return self.loader.state_dict()
+        if self._progress is None:  # not iterated since made or loaded: where it stands
+            return copy.deepcopy(self._loaded) if self._loaded is not None else self.loader.state_dict()
         return {**self._progress, "consumed": [list(s) for s in self._progress["consumed"]]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -158,7 +160,7 @@ class TorchLoader:
                 "this TorchLoader's persistent workers already hold their loader copies; make a new one to resume"
             )
         self.loader.load_state_dict(merge_state_dicts([state]) if state.get("reader") is not None else state)
-        self._progress = None
+        self._progress, self._loaded = None, copy.deepcopy(state)
 
     def set_epoch(self, epoch: int) -> None:
         """Read epoch ``epoch`` next (see ``Loader.set_epoch``)."""
