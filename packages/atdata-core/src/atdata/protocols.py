@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from .errors import InvalidArgument
+from .names import check_hive_path_chars
 from .shard_url import StorageLocation
 from .staging import StagedInsert, WrittenShard
 from .writing import ShardSink, check_limits
@@ -318,9 +319,12 @@ class AbstractDataStore(abc.ABC):
             The store failed, or the samples could not be read (the cause is chained).
             The shards this call wrote are deleted first.
         InvalidArgument
-            Bad limits or a bad sample (raised before or while writing; cleaned up too).
+            Bad limits, a ``prefix`` holding URL or brace metacharacters (the returned
+            URLs would not name the shards), or a bad sample (raised before or while
+            writing; cleaned up too).
         """
         check_limits(maxcount, maxsize)
+        check_hive_path_chars(prefix, "prefix")
         raw_samples = getattr(dataset, "raw_samples", None)
         # No raw_samples(): an iterable of the samples themselves.
         samples = raw_samples() if raw_samples is not None else cast("Iterable[Any]", dataset)

@@ -139,6 +139,9 @@ class DataStoreConformance(Generic[S]):
             store.write_bytes("meta/ds.json", "text")  # type: ignore[arg-type]
         with pytest.raises(InvalidArgument, match="not a URL"):
             store.write_shards(make_raw_samples(3), prefix=store.url_for("datasets/v1"))
+        for prefix in ("v{1,2}", "v1?x", "v1#x"):  # the returned URLs would not name the shards
+            with pytest.raises(InvalidArgument, match="would change the meaning"):
+                store.write_shards(make_raw_samples(3), prefix=prefix)
         assert self.raw_keys(store) == []
 
     def test_open_read_missing_names_url(self, store: S) -> None:
