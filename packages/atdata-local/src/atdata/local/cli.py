@@ -13,13 +13,15 @@ traceback instead. ``--json`` makes every command print one JSON document.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from atdata.errors import AtdataError
 
@@ -72,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     out = Output(json=args.json, stream=sys.stdout)
     try:
-        return int(args.handler(args, out) or 0)
+        with warnings.catch_warnings():  # restores showwarning (main also runs in-process, in tests)
+            if not args.debug:
+                warnings.showwarning = functools.partial(_show_warning, set())
+            return int(args.handler(args, out) or 0)
     except BrokenPipeError:  # `atdata ... | head`: the reader left, nothing to report
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the flush at exit
         return 0
@@ -86,6 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for note in getattr(exc, "__notes__", ()):  # e.g. what a failed insert left for gc
             print(note if note.startswith("atdata: ") else f"atdata: {note}", file=sys.stderr)
         return 1
+
+
+def _show_warning(shown: set[str], message: Warning | str, *_: Any, **__: Any) -> None:
+    """A warning as one ``atdata: warning: ...`` line (not Python's file:line and source
+    line), each text once (a credentials file read by two parts of one command warns once)."""
+    text = str(message)
+    if text not in shown:
+        shown.add(text)
+        print(f"atdata: warning: {text}", file=sys.stderr)
 
 
 def _one_line(exc: Exception) -> str:
