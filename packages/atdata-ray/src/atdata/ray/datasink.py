@@ -34,6 +34,7 @@ from ray.data._internal.execution.interfaces import TaskContext
 from ray.data.block import Block
 from ray.data.datasource.datasink import WriteResult
 
+from ._memory import pin_mmap_threshold
 from ._rows import samples_from_blocks
 
 __all__ = ["RepoDatasink"]
@@ -89,8 +90,13 @@ class RepoDatasink(Datasink[list[WrittenShard]]):
             self._row_type = self.repo.index.decode_schema(self.pending.schema_ref)
 
     def write(self, blocks: Iterable[Block], ctx: TaskContext) -> list[WrittenShard]:
-        """Stage this task's rows as shard ``ctx.task_idx`` (a retry replaces it)."""
+        """Stage this task's rows as shard ``ctx.task_idx`` (a retry replaces it).
+
+        The worker's mmap threshold is pinned first (:mod:`atdata.ray._memory`), so its
+        memory stays flat however many write tasks it runs.
+        """
         pending = self._require_pending()
+        pin_mmap_threshold()
         return pending.write_shard(samples_from_blocks(blocks, self._row_type or pending.sample_type), ctx.task_idx)
 
     def on_write_complete(self, write_result: WriteResult[list[WrittenShard]]) -> None:

@@ -17,6 +17,7 @@ from atdata.local import Repo
 from ray.data import Datasource, ReadTask
 from ray.data.block import Block, BlockMetadata
 
+from ._memory import pin_mmap_threshold
 from ._rows import batch_to_block
 
 __all__ = ["RepoDatasource"]
@@ -68,6 +69,7 @@ def _entry(repo: Repo, name_or_cid: str) -> Any:
 def _reader(url: str, sample_type: type, store: Any, batch_size: int) -> Any:
     def read() -> Iterator[Block]:
         _ = store  # unpickled in this worker, it registered its credentials for url
+        pin_mmap_threshold()  # the worker's memory flat over its tasks: atdata.ray._memory
         batches: Iterator[Any] = iter(atdata.Dataset(url, sample_type=sample_type).ordered(batch_size=batch_size))
         for batch in batches:
             yield batch_to_block(batch.columns)
