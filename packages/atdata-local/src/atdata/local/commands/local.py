@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,8 @@ def register(subparsers: Any) -> None:
         "atdata local up",
         "atdata local up --data-dir /tmp/atdata-home --redis-port 6380 --s3-port 9001",
     )
-    up.add_argument("--redis-port", type=int, default=servers.DEFAULT_REDIS_PORT, help="default: %(default)s")
-    up.add_argument("--s3-port", type=int, default=servers.DEFAULT_S3_PORT, help="default: %(default)s")
+    up.add_argument("--redis-port", type=_port, help=f"default: {servers.DEFAULT_REDIS_PORT}")
+    up.add_argument("--s3-port", type=_port, help=f"default: {servers.DEFAULT_S3_PORT}")
     up.set_defaults(handler=_up)
 
     down = add(
@@ -146,8 +147,24 @@ def _credentials_hint(entries: list[servers.ServerStatus]) -> str:
     )
 
 
+def _port(text: str) -> int:
+    port = int(text) if text.isdigit() else 0
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return port
+
+
 def _up(args: argparse.Namespace, out: Output) -> int:
-    entries = servers.up(args.data_dir, redis_port=args.redis_port, s3_port=args.s3_port)
+    wanted = {"redis": args.redis_port, "s3": args.s3_port}  # None: not given
+    redis_port, s3_port = args.redis_port or servers.DEFAULT_REDIS_PORT, args.s3_port or servers.DEFAULT_S3_PORT
+    entries = servers.up(args.data_dir, redis_port=redis_port, s3_port=s3_port)
+    for entry in entries:  # a recorded server keeps its port: say so rather than ignore the option
+        if wanted[entry.name] not in (None, entry.port):
+            print(
+                f"atdata: warning: {entry.name} already runs on port {entry.port}, not {wanted[entry.name]}; "
+                "`atdata local down` first to move it",
+                file=sys.stderr,
+            )
     out.emit([e.to_dict() for e in entries], _table(entries) + _credentials_hint(entries))
     return 0
 
