@@ -59,6 +59,25 @@ def test_entry_names_with_control_characters_are_refused_before_writing(
     assert list(repo.index.entries) == []
 
 
+def test_entry_names_longer_than_an_entry_record_allows_are_refused_everywhere(
+    tmp_path: Path, redis_server: RedisServer, key_prefix: str
+) -> None:
+    """200 bytes of UTF-8, the lexicon's maxLength for an entry's name: every name can be promoted."""
+    source = write_source(tmp_path / "src", 3)
+    repo = Repo(hive_path=str(tmp_path / "hive"), redis=redis_server.url, key_prefix=key_prefix)
+    longest = "é" * 100  # 200 bytes
+    entry, _ = repo.insert(source, name=longest)
+    assert repo.index.get_entry_by_name(longest).cid == entry.cid
+    for call in (
+        lambda: repo.insert(source, name=longest + "x"),
+        lambda: repo.index.add_entry(source, name="n" * 201),
+        lambda: repo.index.rename_entry(longest, "n" * 5000),
+    ):
+        with pytest.raises(InvalidArgument, match=r"bytes long: entry names hold at most 200 bytes"):
+            call()
+    assert [e.name for e in repo.index.entries] == [longest]
+
+
 def test_printable_unicode_names_are_fine(tmp_path: Path, redis_server: RedisServer, key_prefix: str) -> None:
     repo = Repo(hive_path=str(tmp_path / "hive"), redis=redis_server.url, key_prefix=key_prefix)
     entry, _ = repo.insert(write_source(tmp_path / "src", 3), name="données/été 2024")

@@ -19,6 +19,10 @@ __all__ = ["check_entry_name", "check_hive_path_chars"]
 # '?' and '#' end a URL's path, '[', ']' and '*' are glob patterns in listings and SCAN.
 _URL_METACHARACTERS = frozenset("{}?#[]*\\")
 
+#: The longest entry name, in UTF-8 bytes: the ``name`` of a ``science.alt.dataset.entry``
+#: record (../lexicons) holds at most 200, so every local name can be promoted as it is.
+MAX_ENTRY_NAME_BYTES = 200
+
 
 def _control_characters(value: str) -> list[str]:
     # Cc: C0/C1 controls (newline, tab, NUL, ESC...); Zl/Zp: Unicode line and paragraph separators.
@@ -26,7 +30,7 @@ def _control_characters(value: str) -> list[str]:
 
 
 def check_entry_name(name: Any) -> None:
-    """Refuse a name that is not a non-empty string of printable characters.
+    """Refuse a name that is not a non-empty string of at most 200 bytes of printable characters.
 
     A newline or an escape sequence in a name would break every listing (``atdata ls``
     rows, logs) and could not be typed back at a prompt to ``show`` or ``rm`` it.
@@ -38,6 +42,13 @@ def check_entry_name(name: Any) -> None:
         raise InvalidArgument(
             f"name={name!r} holds control characters ({', '.join(repr(ch) for ch in dict.fromkeys(bad))}): "
             "entry names are printable text; use e.g. 'training-v1' or 'images/2024-06'"
+        )
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_ENTRY_NAME_BYTES:
+        raise InvalidArgument(
+            f"name={name[:40]!r}... is {size} bytes long: entry names hold at most {MAX_ENTRY_NAME_BYTES} "
+            "bytes of UTF-8 (what an ATProto entry record allows, so the name survives promotion); "
+            "keep long descriptions in metadata= instead"
         )
     if _is_cid(name):
         raise InvalidArgument(
