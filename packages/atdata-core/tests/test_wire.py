@@ -4,6 +4,7 @@ slot never gives wrong data."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 from multiprocessing.reduction import ForkingPickler
@@ -15,6 +16,17 @@ from atdata import _wire
 from atdata.batch import SampleBatch
 from atdata.errors import AtdataError
 from atdata.sample import DictSample
+
+
+@pytest.fixture(autouse=True)
+def as_a_worker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests pickle in the test process as a DataLoader worker would (its messages go to its parent)."""
+    if "main_process" not in request.node.name:
+        monkeypatch.setattr(_wire, "sends_to_parent", lambda: True)
+
+
+def total(b: SampleBatch) -> int:
+    return int(b.columns["image"].sum())
 
 
 def batch(i: int = 0, n: int = 4) -> SampleBatch:
@@ -94,3 +106,20 @@ def test_a_batch_larger_than_the_ring_grows_it() -> None:
     grown = ForkingPickler.dumps(big)
     assert same(big, pickle.loads(grown)) and same(batch(5), pickle.loads(small))
     assert _wire._ring is not None and _wire._ring.slot >= 1 << 18
+
+
+def test_a_main_process_pickles_plainly_so_a_pool_of_readers_gets_every_batch() -> None:
+    """Pool.map over batches: the main process's messages go to several workers, which could not share a ring."""
+    assert not _wire.sends_to_parent()
+    assert b"atdata-batches" not in bytes(ForkingPickler.dumps(batch(6)))
+    batches = [batch(i) for i in range(12)]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        assert pool.map(total, batches, chunksize=1) == [total(b) for b in batches]
+    with multiprocessing.get_context("fork").Pool(2) as pool:  # and the workers' answers through their rings
+        echoed = pool.map(_echo, batches, chunksize=1)
+        assert all(same(a, b, byte_order=False) for a, b in zip(echoed, batches))  # sent plainly: see same()
+
+
+def _echo(b: SampleBatch) -> SampleBatch:
+    assert _wire.sends_to_parent()
+    return b

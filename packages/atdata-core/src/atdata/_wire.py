@@ -9,7 +9,8 @@ memory) makes a shared-memory file per tensor and sends its descriptor, slower s
 batches of this size.
 
 So this module registers a reducer for ``SampleBatch`` with ``ForkingPickler`` only (plain
-``pickle.dumps`` is untouched). The sending process keeps a *ring*: a file in ``/dev/shm``
+``pickle.dumps`` is untouched). A worker process (a multiprocessing child: DataLoader and
+Pool workers) keeps a *ring*: a file in ``/dev/shm``
 mapped once, cut into :data:`SLOTS` slots. A batch's stacked arrays are copied into a free
 slot, and the message carries only the ring's name, the slot, a sequence number and the
 small things (keys, list columns, dtypes, shapes). The receiving process maps the ring on
@@ -19,7 +20,9 @@ arrays, writable, as the reader's batches are) and marks the slot free.
 
 Each slot's header holds the sequence number written and the one freed; a slot is reused
 only once freed. When no slot is free (the receiver holds many unread messages), the batch
-is too big for a ring (over :data:`MAX_RING` bytes), or there is no ``/dev/shm``, the batch
+is too big for a ring (over :data:`MAX_RING` bytes), there is no ``/dev/shm``, or the
+sender is not a worker (a main process may send one ring's messages to several readers,
+as ``Pool.map`` over batches does, and only the first could map it), the batch
 is pickled plainly: slower, never wrong. A message is loaded once: loading it again after
 its slot was reused raises :class:`~atdata.errors.AtdataError` instead of returning other
 data.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import math
 import mmap
+import multiprocessing
 import os
 import secrets
 import threading
@@ -110,11 +114,22 @@ def _layout(columns: dict[str, Any]) -> tuple[list[ColumnMeta], list[tuple[np.nd
 def _reduce(batch: Any) -> tuple[Any, ...]:
     """``ForkingPickler``'s reduction of a batch: a slot of this process's ring, or a plain pickle."""
     meta, arrays, nbytes = _layout(batch.columns)
-    placed = _place(arrays, nbytes) if sum(a.nbytes for a, _ in arrays) >= MIN_BYTES else None
+    use_ring = sends_to_parent() and sum(a.nbytes for a, _ in arrays) >= MIN_BYTES
+    placed = _place(arrays, nbytes) if use_ring else None
     if placed is None:
         return type(batch), (batch.sample_type, batch.columns, batch.keys)
     name, slot, seq = placed
     return _from_ring, (name, slot, seq, nbytes, batch.sample_type, meta, batch.keys)
+
+
+def sends_to_parent() -> bool:
+    """Whether this process is a multiprocessing child (a DataLoader or Pool worker).
+
+    A ring has one reader: the first process to map it unlinks its name. A worker's
+    messages go to its parent, the one reader; the parent's may go to several workers
+    (``Pool.map`` over batches), so the parent pickles plainly.
+    """
+    return multiprocessing.parent_process() is not None
 
 
 def _place(arrays: list[tuple[np.ndarray, int]], nbytes: int) -> tuple[str, int, int] | None:
