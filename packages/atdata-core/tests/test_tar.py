@@ -77,8 +77,15 @@ def test_reads_exactly_what_webdataset_reads(tmp_path: Path, samples: list[dict]
         with pytest.raises(ShardError, match="duplicate"):
             ours(str(path))
         return
-    assert ours(str(path)) == expected
     _MEMORY["memtest://s.tar"] = path.read_bytes()
+    with tarfile.open(path) as tar:
+        has_members = bool(tar.getmembers())
+    if not expected and has_members:  # webdataset yields nothing; we say the shard holds no sample
+        for url, chunk in ((str(path), None), ("memtest://s.tar", 512), ("memtest://s.tar", 1536)):
+            with pytest.raises(ShardError, match=r"holds no '\.msgpack' member"):
+                ours(url, chunk)
+        return
+    assert ours(str(path)) == expected
     assert ours("memtest://s.tar", chunk=512) == expected
     assert ours("memtest://s.tar", chunk=1536) == expected
 
@@ -282,3 +289,23 @@ def test_sample_views_are_made_on_demand_and_agree_every_way() -> None:
     assert [bytes(v) for v in lazy[1:3]] == expected[1:3]  # a slice before any view is kept
     assert bytes(lazy[-1]) == expected[-1] and [bytes(v) for v in lazy] == expected
     assert [bytes(v) for v in lazy[::2]] == expected[::2]  # and after
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_shard_with_members_but_no_msgpack_one_says_so(tmp_path: Path, stream: bool) -> None:
+    """Read as an empty shard, a tar of images alone (not atdata samples) would yield nothing silently."""
+    path = tmp_path / "images.tar"
+    with tarfile.open(path, "w") as tar:
+        for name in ("0001.jpg", "0001.cls"):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"abc"))
+    url = str(path)
+    if stream:
+        url = "memtest://images.tar"
+        _MEMORY[url] = path.read_bytes()
+    with pytest.raises(ShardError, match=r"holds no '\.msgpack' member \(its last member is '0001\.cls'\).*write_samples"):
+        ours(url)
+    empty = tmp_path / "empty.tar"
+    tarfile.open(empty, "w").close()
+    assert ours(str(empty)) == []  # no member at all: an empty shard, as before

@@ -79,7 +79,8 @@ def iter_chunks(
     ------
     ShardError
         After yielding every sample before the problem: a corrupt or truncated shard,
-        naming the URL, byte offset and member.
+        naming the URL, byte offset and member; or a shard with members but no
+        ``.msgpack`` one (it holds no sample).
     ShardDigestMismatch
         ``url`` carries a manifest and a chunk does not match it (or the size differs),
         after yielding the samples of the chunks before it; or ``url`` carries only a
@@ -105,6 +106,7 @@ def iter_chunks(
         next(reads)
         used: int | None = None
         base = 0  # shard offset of the buffer read
+        found = False  # a msgpack member was seen
         while True:
             buf, final = reads.send(used)
             base += used or 0
@@ -114,6 +116,7 @@ def iter_chunks(
             walked = walker.walk(buf, final)
             used = walked.consumed
             if walked.keys:
+                found = True
                 yield ChunkSamples(url, walked.keys, walked.views, walked.rows)
             if damage is not None:
                 raise damage
@@ -122,7 +125,18 @@ def iter_chunks(
             if walker.ended or final:
                 if verifier is not None and not final:
                     _check_rest(verifier, reads, used, base)
+                if not found and walker.last_member is not None:
+                    raise _no_samples(url, walker.last_member)
                 return
+
+
+def _no_samples(url: str, last_member: str) -> ShardError:
+    """A shard with members but no sample: say so, rather than read it as an empty shard."""
+    return ShardError(
+        f"shard {url!r} holds no '.msgpack' member (its last member is {last_member!r}), so no atdata "
+        "sample: atdata stores each sample as '<key>.msgpack'; write the shard with atdata.write_samples "
+        "(or S3DataStore.write_shards), or convert the files into samples first"
+    )
 
 
 def _verified(verifier: ChunkVerifier, buf: Buffer, base: int, final: bool) -> tuple[Buffer, bool, ShardError | None]:
