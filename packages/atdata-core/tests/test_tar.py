@@ -304,7 +304,9 @@ def test_a_shard_with_members_but_no_msgpack_one_says_so(tmp_path: Path, stream:
     if stream:
         url = "memtest://images.tar"
         _MEMORY[url] = path.read_bytes()
-    with pytest.raises(ShardError, match=r"holds no '\.msgpack' member \(its last member is '0001\.cls'\).*write_samples"):
+    with pytest.raises(
+        ShardError, match=r"holds no '\.msgpack' member \(its last member is '0001\.cls'\).*write_samples"
+    ):
         ours(url)
     empty = tmp_path / "empty.tar"
     tarfile.open(empty, "w").close()
