@@ -30,7 +30,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))  # read_core (the sample types), _common
-PEERS = ["litdata", "mosaicml-streaming", "datasets", "webdataset"]  # webdataset: the baseline (a dev dependency, not core's)
+PEERS = [
+    "litdata",
+    "mosaicml-streaming",
+    "datasets",
+    "webdataset",
+]  # webdataset: the baseline (a dev dependency, not core's)
 TORCH = "torch==2.13.0"  # the CPU wheel pip's find-links offers (PyPI's Linux torch is the CUDA build)
 PER_SHARD = 5_000
 
