@@ -90,20 +90,7 @@ def iter_chunks(
     record = shard_record(url)
     verifier = ChunkVerifier(url, record) if record is not None else None
     with contextlib.ExitStack() as closing:
-        source = stream if stream is not None else open_shard(url, prefetcher)
-        closing.callback(source.close)
-        if verifier is None and whole_shard_digest(url) is not None and not isinstance(source, PrefetchStream):
-            source = whole_shard_checked(url, source)  # (a prefetch thread checks a shard itself)
-            closing.callback(source.close)
-        reads: Generator[tuple[Buffer, bool], int | None, None]
-        if isinstance(source, io.FileIO):
-            spares = prefetcher.spares if prefetcher is not None else None
-            reads = _file_reads(source, chunk, record.chunk_size if record is not None else None, spares)
-        elif isinstance(source, PrefetchStream):
-            reads = _prefetched_reads(source)
-        else:
-            reads = _stream_reads(source, chunk)
-        next(reads)
+        reads = _open_reads(url, chunk, stream, prefetcher, verifier, closing)
         used: int | None = None
         base = 0  # shard offset of the buffer read
         found = False  # a msgpack member was seen
@@ -128,6 +115,34 @@ def iter_chunks(
                 if not found and walker.last_member is not None:
                     raise _no_samples(url, walker.last_member)
                 return
+
+
+def _open_reads(
+    url: str,
+    chunk: int,
+    stream: BinaryIO | PrefetchStream | None,
+    prefetcher: Prefetcher | None,
+    verifier: ChunkVerifier | None,
+    closing: contextlib.ExitStack,
+) -> Generator[tuple[Buffer, bool], int | None, None]:
+    """The primed chunk reads of ``url``'s source, which ``closing`` closes: each kind of
+    source is read its own way (local file, prefetching stream, any other stream)."""
+    source = stream if stream is not None else open_shard(url, prefetcher)
+    closing.callback(source.close)
+    if verifier is None and whole_shard_digest(url) is not None and not isinstance(source, PrefetchStream):
+        source = whole_shard_checked(url, source)  # (a prefetch thread checks a shard itself)
+        closing.callback(source.close)
+    reads: Generator[tuple[Buffer, bool], int | None, None]
+    if isinstance(source, io.FileIO):
+        spares = prefetcher.spares if prefetcher is not None else None
+        align = verifier.record.chunk_size if verifier is not None else None
+        reads = _file_reads(source, chunk, align, spares)
+    elif isinstance(source, PrefetchStream):
+        reads = _prefetched_reads(source)
+    else:
+        reads = _stream_reads(source, chunk)
+    next(reads)
+    return reads
 
 
 def _no_samples(url: str, last_member: str) -> ShardError:
