@@ -11,6 +11,7 @@ and merged; rank 0 writes the merged state and the labels read.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import torch
@@ -62,6 +63,7 @@ def main() -> None:
         reader = loader(url)
         it = iter(reader)
         head = train(next(it) for _ in range(steps))
+        it.close()  # stop its prefetch thread before the process group goes
         result = {"merged": merge_state_dicts(gathered(reader.state_dict())), "heads": gathered(head)}
     else:
         url, saved = sys.argv[3], sys.argv[4]
@@ -72,8 +74,15 @@ def main() -> None:
     if dist.get_rank() == 0:
         with open(out, "w") as f:
             json.dump(result, f)
+    dist.barrier()  # no rank tears down while another still talks to it
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     main()
+    # Skip interpreter finalization: gloo's C++ threads can still hold tensors then, and
+    # destroying them during teardown aborts the rank ('terminate called without an active
+    # exception', seen once in CI; pytorch/pytorch#190489, PR #179291).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
