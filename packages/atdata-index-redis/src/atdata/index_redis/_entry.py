@@ -63,13 +63,17 @@ class LocalDatasetEntry:
     @classmethod
     def from_values(cls, name: Any, content: Any, metadata: Any) -> LocalDatasetEntry:
         """Rebuild an entry from its stored name, content JSON and metadata JSON."""
-        fields = json.loads(content)
+        return cls.from_fields(_text(name), json.loads(content), json.loads(metadata) if metadata is not None else None)
+
+    @classmethod
+    def from_fields(cls, name: str, content: dict[str, Any], metadata: dict[str, Any] | None) -> LocalDatasetEntry:
+        """Rebuild an entry from its name and its content record and metadata, already parsed."""
         return cls(
-            name=_text(name),
-            schema_ref=fields["schema_ref"],
-            data_urls=_data_urls(fields),
-            metadata=json.loads(metadata) if metadata is not None else None,
-            cid=fields["cid"],
+            name=name,
+            schema_ref=content["schema_ref"],
+            data_urls=_data_urls(content),
+            metadata=metadata,
+            cid=content["cid"],
         )
 
 

@@ -1,14 +1,15 @@
 """The listing half of LocalIndex: one entry per name, and every content record, streamed.
 
 A mixin over the index's connection (``_key``, ``_run``, ``_checked``, ``_spec``), as
-``_schemas`` is: SSCAN over a listing set in batches and one script call per batch for
-what its members point at, so memory stays flat whatever the size of the index.
+``_schemas`` is: SSCAN over a listing set in batches (inside the script for names) and one
+script call per batch for what its members point at, so memory stays flat whatever the size of the index.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+import json
+from collections.abc import Iterator
+from typing import Any
 
 from ._connection import ConnectionSpec, translate_errors
 from ._entry import LocalDatasetEntry, StoredContent, _text
@@ -16,7 +17,6 @@ from ._entry import LocalDatasetEntry, StoredContent, _text
 __all__ = ["ListingMethods"]
 
 _SCAN_BATCH = 500
-_T = TypeVar("_T")
 
 
 class ListingMethods:
@@ -40,24 +40,28 @@ class ListingMethods:
         As with Redis SCAN, a name added or removed during the iteration may or may not
         be yielded. Older versions: ``get_entry_versions``; every CID: ``contents``.
         """
-        return self._scan("names", "FETCH_NAMES", LocalDatasetEntry.from_values)
+        key = self._key("names")
+        with translate_errors(self._spec):
+            if not self._checked().exists(key):  # an empty index lists without running a script
+                return
+        cursor: Any = 0
+        while True:
+            cursor, found = self._run("LIST_NAMES", key, cursor, _SCAN_BATCH)
+            yield from (LocalDatasetEntry.from_fields(*values) for values in json.loads(found))
+            if int(cursor) == 0:
+                return
 
     @property
     def contents(self) -> Iterator[StoredContent]:
         """Stream every content record once, whatever the names pointing at it (what gc keeps)."""
-        return self._scan(
-            "contents", "FETCH_CONTENTS", lambda content, *names: StoredContent.from_values(content, names)
-        )
-
-    def _scan(self, kind: str, script: str, build: Callable[..., _T]) -> Iterator[_T]:
-        key = self._key(kind)
+        key = self._key("contents")
         cursor: int = 0
         while True:
             with translate_errors(self._spec):
                 cursor, members = self._checked().sscan(key, cursor, count=_SCAN_BATCH)
             if members:
-                found = self._run(script, key, *(_text(m) for m in members))
-                yield from (build(*values) for values in found if values)
+                found = self._run("FETCH_CONTENTS", key, *(_text(m) for m in members))
+                yield from (StoredContent.from_values(values[0], values[1:]) for values in found if values)
             if int(cursor) == 0:
                 return
 
