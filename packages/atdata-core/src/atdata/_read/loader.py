@@ -27,7 +27,9 @@ from ..errors import InvalidArgument
 from .columns import Decoder
 from .deal import Geometry, Piece, Span, deal, remaining_pieces
 from .epochs import EpochClock
-from .order import Plan, pool_runs
+from .index import SHARD_INDEXES, ShardIndexes
+from .indexed import indexed_runs
+from .order import Plan, Run, pool_runs
 from .prefetch import Prefetcher
 from .state import STATE_VERSION, check_state
 
@@ -272,7 +274,7 @@ class Loader(Generic[T]):
         )
         decoder = Decoder(self.dataset.sample_type)
         prefetcher = Prefetcher([url for pool in plan.pools for url in pool])
-        runs = (run for pool in range(len(plan.pools)) for run in pool_runs(plan, pool, 0, prefetcher))
+        runs = self._runs(plan, prefetcher, SHARD_INDEXES if geo.workers * geo.world > 1 else None)
         pieces = remaining_pieces(runs, self._consumed)
         try:
             if self.batch_size is None and geo.world == geo.workers == 1:  # every sample is this reader's
@@ -288,6 +290,15 @@ class Loader(Generic[T]):
             self._whole = None
         self._finished = True
         self._clock.finish(geo.worker, self.epoch)
+
+    @staticmethod
+    def _runs(plan: Plan, prefetcher: Prefetcher, indexes: ShardIndexes | None) -> Iterator[Run]:
+        """The epoch's runs, pool by pool. A reader of several (a worker, a rank) reads a
+        pool whose shards it walked before through their indexes, touching only the
+        samples it takes (:mod:`atdata._read.indexed`); it walks the others, indexing them."""
+        for pool in range(len(plan.pools)):
+            indexed = indexed_runs(plan, pool, indexes) if indexes is not None else None
+            yield from indexed if indexed is not None else pool_runs(plan, pool, 0, prefetcher, indexes)
 
     def _every_sample(self, pieces: Iterator[Piece], skip: int, decoder: Decoder) -> Iterator[Any]:
         """Single samples when one reader takes them all: what :func:`deal` would give,
@@ -316,7 +327,7 @@ class Loader(Generic[T]):
         if len(pieces) == 1 and pieces[0][0].rows is not None:
             run, a, b = pieces[0]
             if self._whole is None or self._whole[0] is not run:  # a run is checked once, then cut
-                self._whole = (run, decoder.run(typing.cast("Any", run.rows), run.keys))
+                self._whole = (run, decoder.run(typing.cast("Any", run.rows), list(run.keys)))
             whole = self._whole[1]
             if whole is not None:
                 return whole.batch(a, b)

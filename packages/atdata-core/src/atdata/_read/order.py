@@ -25,6 +25,7 @@ from operator import itemgetter
 
 import numpy as np
 
+from .index import IndexRecorder, ShardIndexes
 from .prefetch import Prefetcher
 from .shard import ChunkSamples, iter_chunks
 
@@ -55,9 +56,9 @@ class Run:
         them all of one size at one stride (see :class:`atdata._read.shard.ChunkSamples`); else None.
     """
 
-    keys: list[str]
+    keys: Sequence[str]
     views: Sequence[memoryview | bytes]
-    urls: str | list[str]
+    urls: str | Sequence[str]
     rows: np.ndarray | None = None
 
     def url(self, i: int) -> str:
@@ -105,10 +106,13 @@ def derive_seed(seed: int, epoch: int, what: int | str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def pool_runs(plan: Plan, pool: int, skip: int, prefetcher: Prefetcher | None = None) -> Iterator[Run]:
+def pool_runs(
+    plan: Plan, pool: int, skip: int, prefetcher: Prefetcher | None = None, indexes: ShardIndexes | None = None
+) -> Iterator[Run]:
     """The samples of pool ``pool`` in epoch order, without the first ``skip``.
 
-    ``prefetcher`` opens the shards (downloading remote ones ahead of time).
+    ``prefetcher`` opens the shards (downloading remote ones ahead of time); ``indexes``
+    learns where the samples of the local shards walked whole lie (:mod:`atdata._read.index`).
 
     Skipped samples are walked (and, when shuffled, pass through the buffer) but never
     decoded, so resuming replays only the cheap part of the work.
@@ -119,7 +123,7 @@ def pool_runs(plan: Plan, pool: int, skip: int, prefetcher: Prefetcher | None = 
         From the tar walker, after the samples before the problem.
     """
     urls = plan.pools[pool]
-    source = _shuffled(plan, pool, urls, prefetcher) if plan.shuffle else _ordered(urls, prefetcher)
+    source = _shuffled(plan, pool, urls, prefetcher, indexes) if plan.shuffle else _ordered(urls, prefetcher, indexes)
     for run in source:
         if skip >= len(run.keys):
             skip -= len(run.keys)
@@ -132,9 +136,9 @@ def pool_runs(plan: Plan, pool: int, skip: int, prefetcher: Prefetcher | None = 
         yield run
 
 
-def _ordered(urls: list[str], prefetcher: Prefetcher | None) -> Iterator[Run]:
+def _ordered(urls: list[str], prefetcher: Prefetcher | None, indexes: ShardIndexes | None) -> Iterator[Run]:
     for url in urls:
-        for chunk in iter_chunks(url, prefetcher=prefetcher):
+        for chunk in iter_chunks(url, prefetcher=prefetcher, recorder=_recorder(indexes, url)):
             yield _run_of(chunk)
 
 
@@ -142,7 +146,13 @@ def _run_of(chunk: ChunkSamples) -> Run:
     return Run(chunk.keys, chunk.views, chunk.url, chunk.rows)
 
 
-def _shuffled(plan: Plan, pool: int, urls: list[str], prefetcher: Prefetcher | None) -> Iterator[Run]:
+def _recorder(indexes: ShardIndexes | None, url: str) -> IndexRecorder | None:
+    return indexes.recorder(url) if indexes is not None else None
+
+
+def _shuffled(
+    plan: Plan, pool: int, urls: list[str], prefetcher: Prefetcher | None, indexes: ShardIndexes | None
+) -> Iterator[Run]:
     """A buffer shuffle over the pool's shards, read one after another.
 
     Samples collect in a buffer; each time it holds ``buffer_size`` samples they are
@@ -156,7 +166,7 @@ def _shuffled(plan: Plan, pool: int, urls: list[str], prefetcher: Prefetcher | N
     half = max(1, size // 2)
     buffer: list[Item] = []
     for url in urls:
-        for chunk in iter_chunks(url, prefetcher=prefetcher):
+        for chunk in iter_chunks(url, prefetcher=prefetcher, recorder=_recorder(indexes, url)):
             buffer += zip(chunk.keys, map(bytes, chunk.views), repeat(url))
             while len(buffer) >= size:
                 mixed = _permuted(buffer[:size], rng)

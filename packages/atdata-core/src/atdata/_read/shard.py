@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import ShardDigestMismatch, ShardError
 from ..manifest import shard_record
 from .buffers import CHUNK, FIRST_CHUNK, HEADROOM, SpareBuffers, read_into
+from .index import IndexRecorder
 from .prefetch import Prefetcher, PrefetchStream, open_shard
 from .tarformat import Buffer
 from .tarwalk import ShardWalker
@@ -69,11 +70,14 @@ def iter_chunks(
     stream: BinaryIO | PrefetchStream | None = None,
     *,
     prefetcher: Prefetcher | None = None,
+    recorder: IndexRecorder | None = None,
 ) -> Iterator[ChunkSamples]:
     """The samples of shard ``url``, one :class:`ChunkSamples` per chunk read.
 
     ``stream`` replaces opening ``url`` (else :func:`~atdata._read.prefetch.open_shard`
-    opens it, through ``prefetcher`` when given); it is closed at the end.
+    opens it, through ``prefetcher`` when given); it is closed at the end. ``recorder``
+    notes where the samples lie, and keeps that once the shard was walked whole
+    (:mod:`atdata._read.index`).
 
     Raises
     ------
@@ -102,6 +106,8 @@ def iter_chunks(
                 buf, final, damage = _verified(verifier, buf, base, final)
             walked = walker.walk(buf, final)
             used = walked.consumed
+            if recorder is not None:
+                recorder.chunk(buf, base, walked)
             if walked.keys:
                 found = True
                 yield ChunkSamples(url, walked.keys, walked.views, walked.rows)
@@ -114,6 +120,8 @@ def iter_chunks(
                     _check_rest(verifier, reads, used, base)
                 if not found and walker.last_member is not None:
                     raise _no_samples(url, walker.last_member)
+                if recorder is not None:
+                    recorder.finish()
                 return
 
 

@@ -79,6 +79,16 @@ class SampleViews(Sequence[memoryview]):
     def __len__(self) -> int:
         return len(self._starts)
 
+    @property
+    def starts(self) -> list[int]:
+        """Where each member's data starts in the buffer."""
+        return self._starts
+
+    @property
+    def ends(self) -> list[int]:
+        """Where each member's data ends in the buffer."""
+        return self._ends
+
     @overload
     def __getitem__(self, index: int) -> memoryview: ...
     @overload
