@@ -17,8 +17,9 @@ it, samples ``[r * batch, (r + 1) * batch)``. So:
   drops the round (at most ``world_size - 1`` samples repeated or left out per epoch).
   ``drop_last=True`` drops an incomplete last round.
 
-Every reader walks the whole stream (shard bytes read, tar headers checked, shuffle
-buffers run) but decodes only its own samples.
+In its first epoch every reader walks the whole stream (shard bytes read, tar headers
+checked, shuffle buffers run) but decodes only its own samples; later, a reader of
+several reads indexed local pools touching only its own (:mod:`atdata._read.indexed`).
 """
 
 from __future__ import annotations

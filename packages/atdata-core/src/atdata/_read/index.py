@@ -73,6 +73,8 @@ class MappedShard:
         size = self.index.identity[2]
         offset = start - start % mmap.ALLOCATIONGRANULARITY
         length = (size if end is None else end) - offset
+        if length <= 0:  # nothing to map (empty members at the end of a page)
+            return memoryview(b""), start
         return memoryview(mmap.mmap(self._file.fileno(), length, access=mmap.ACCESS_READ, offset=offset)), offset
 
     def close(self) -> None:
