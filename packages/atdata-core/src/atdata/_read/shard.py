@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -142,7 +143,7 @@ def _open_reads(
         closing.callback(source.close)
     reads: Generator[tuple[Buffer, bool], int | None, None]
     if isinstance(source, io.FileIO):
-        spares = prefetcher.spares if prefetcher is not None else None
+        spares = prefetcher.file_spares if prefetcher is not None else None
         align = verifier.record.chunk_size if verifier is not None else None
         reads = _file_reads(source, chunk, align, spares)
     elif isinstance(source, PrefetchStream):
@@ -198,9 +199,14 @@ def _file_reads(
     it, so the verifier checks the whole read at once and nothing is read twice for it.
     With ``spares`` (a reader's), chunks are read into its recycled buffers: a fresh
     multi-MiB ``bytes`` per read costs a page fault per 4 KiB, which a process that just
-    started (a DataLoader worker) pays on every chunk.
+    started (a DataLoader worker) pays on every chunk. A read of less than half a spare
+    (the first one, the rest of a small shard) gets a ``bytes`` of its own size instead:
+    a spare's first use would fault in all of its pages for a few of them.
     """
-    offset, want = 0, min(FIRST_CHUNK, chunk)  # a short first read: the first batch comes sooner
+    size = os.fstat(source.fileno()).st_size
+    # A shard smaller than a chunk is read whole (one read, one walk); a larger one starts
+    # with a short read, so its first batch comes sooner.
+    offset, want = 0, size + 1 if size < chunk else min(FIRST_CHUNK, chunk)
     buf: bytearray | None = None
     used = yield b"", False  # priming
     while True:
@@ -211,7 +217,7 @@ def _file_reads(
         if align is not None:
             want = max((offset + want) // align, offset // align + 1) * align - offset
         source.seek(offset)
-        if spares is None or want > spares.size:
+        if spares is None or want > spares.size or min(want, size - offset) < spares.size // 2:
             data = _read_exactly(source, want)
             used = yield data, len(data) < want
             continue
