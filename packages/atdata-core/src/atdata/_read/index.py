@@ -6,7 +6,7 @@ are it must walk every shard, and for a shuffled loader push every sample throug
 shuffle buffer: with two workers each did nearly all of the single-process work. So
 while such a reader walks a local shard, a :class:`IndexRecorder` notes where each
 sample's msgpack member lies; from the next epoch on (persistent workers keep it), the
-reader maps the file and reads only its own samples (:mod:`atdata._read.indexed`).
+reader reads only its own samples of the file (:mod:`atdata._read.indexed`).
 
 An index is trusted only for the file it was made from: the file's identity (device,
 inode, size, modification and change times) is compared when it is opened again, and a verified
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import mmap
 import os
+import weakref
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import numpy as np
 
@@ -55,18 +55,20 @@ class ShardIndex:
 
 
 class MappedShard:
-    """An indexed shard opened for one epoch: its index, and its bytes mapped range by range.
+    """An indexed shard opened for one epoch: its index, and its bytes read range by range.
 
-    Each range is a mapping of its own, gone once nothing views it, so a reader's resident
-    memory holds the shard pages of the runs it is reading, never whole shards.
+    Ordered runs map their range (:meth:`map`), so each mapping is gone once nothing views
+    it; shuffled samples are read one by one (:meth:`read`), so nothing of the file stays
+    resident. The file closes when the object goes.
     """
 
-    __slots__ = ("url", "index", "_file")
+    __slots__ = ("url", "index", "fd", "__weakref__")
 
-    def __init__(self, url: str, index: ShardIndex, file: BinaryIO) -> None:
+    def __init__(self, url: str, index: ShardIndex, fd: int) -> None:
         self.url = url
         self.index = index
-        self._file = file
+        self.fd = fd
+        weakref.finalize(self, os.close, fd)
 
     def map(self, start: int = 0, end: int | None = None) -> tuple[memoryview, int]:
         """Bytes ``start:end`` of the shard (at least), read-only, and the shard offset of the first."""
@@ -75,11 +77,7 @@ class MappedShard:
         length = (size if end is None else end) - offset
         if length <= 0:  # nothing to map (empty members at the end of a page)
             return memoryview(b""), start
-        return memoryview(mmap.mmap(self._file.fileno(), length, access=mmap.ACCESS_READ, offset=offset)), offset
-
-    def close(self) -> None:
-        """Close the file (its mappings stay valid)."""
-        self._file.close()
+        return memoryview(mmap.mmap(self.fd, length, access=mmap.ACCESS_READ, offset=offset)), offset
 
 
 class IndexRecorder:
@@ -153,21 +151,17 @@ class ShardIndexes:
         path = local_path(url)
         if index is None or path is None:
             return None
-        file = None
         try:
             if _identity(path) != index.identity or not index.identity[2]:
                 raise OSError("changed since it was indexed")
-            file = open(path, "rb")  # noqa: SIM115  # MappedShard.close closes it
-            shard = MappedShard(url, index, file)
-            if _identity(path) != index.identity:
+            shard = MappedShard(url, index, os.open(path, os.O_RDONLY))
+            if _fd_identity(shard.fd) != index.identity:
                 raise OSError("changed while it was opened")
             if shard_record(url) is not None or whole_shard_digest(url) is not None:
                 data, _ = shard.map()
                 with data:
                     _verify(url, data)
         except Exception:  # the walk reads it again, and says what is wrong with it, if anything
-            if file is not None:
-                file.close()
             self._drop(url)
             return None
         return shard
@@ -197,6 +191,11 @@ def _identity(path: str) -> Identity | None:
         st = os.stat(path)
     except OSError:
         return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _fd_identity(fd: int) -> Identity:
+    st = os.fstat(fd)
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
