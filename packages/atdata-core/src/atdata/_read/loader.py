@@ -273,9 +273,8 @@ class Loader(Generic[T]):
             epoch=self.epoch,
         )
         decoder = Decoder(self.dataset.sample_type)
-        several = geo.workers * geo.world > 1
-        prefetcher = Prefetcher([url for pool in plan.pools for url in pool], reuse_for_files=several)
-        runs = self._runs(plan, prefetcher, SHARD_INDEXES if several else None)
+        prefetcher = Prefetcher([url for pool in plan.pools for url in pool])
+        runs = self._runs(plan, prefetcher, SHARD_INDEXES if geo.workers * geo.world > 1 else None)
         pieces = remaining_pieces(runs, self._consumed)
         try:
             if self.batch_size is None and geo.world == geo.workers == 1:  # every sample is this reader's

@@ -193,26 +193,20 @@ class Prefetcher:
         The shards in the order they will be read.
     ahead
         How many shards after the current one download in advance.
-    reuse_for_files
-        Read local files into the recycled buffers too (:attr:`file_spares`). Worth it in
-        a DataLoader worker (``tools/bench``: a plain DataLoader over 2 fresh workers, 15%
-        faster on small samples); in one reading process a ``bytes`` per read is faster
-        (20% on images, cold), since a recycled buffer is zeroed before its first read.
     """
 
-    def __init__(self, urls: Sequence[str], ahead: int = 2, *, reuse_for_files: bool = False) -> None:
+    def __init__(self, urls: Sequence[str], ahead: int = 2) -> None:
         self._urls = list(urls)
         self._ahead = ahead
-        self._reuse_for_files = reuse_for_files
         self._next = 0
         self._started: dict[int, PrefetchStream] = {}
         # Shared, so a shard's buffers serve the next ones; as many as can be in flight.
         self._spares = SpareBuffers(HEADROOM + CHUNK, keep=(ahead + 1) * (_DEPTH + 1) + 1)
 
     @property
-    def file_spares(self) -> SpareBuffers | None:
-        """The recycled read buffers local files are read into, if they are (``reuse_for_files``)."""
-        return self._spares if self._reuse_for_files else None
+    def spares(self) -> SpareBuffers:
+        """The reader's recycled read buffers (local files are read into them too)."""
+        return self._spares
 
     def open(self, url: str) -> BinaryIO | PrefetchStream:
         """The source of ``url``: a local file as is, a remote one as a prefetching stream."""

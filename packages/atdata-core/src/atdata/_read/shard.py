@@ -143,7 +143,7 @@ def _open_reads(
         closing.callback(source.close)
     reads: Generator[tuple[Buffer, bool], int | None, None]
     if isinstance(source, io.FileIO):
-        spares = prefetcher.file_spares if prefetcher is not None else None
+        spares = prefetcher.spares if prefetcher is not None else None
         align = verifier.record.chunk_size if verifier is not None else None
         reads = _file_reads(source, chunk, align, spares)
     elif isinstance(source, PrefetchStream):
