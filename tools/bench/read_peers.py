@@ -37,18 +37,24 @@ PEERS = [
     "webdataset",
 ]  # webdataset: the baseline (a dev dependency, not core's)
 TORCH = "torch==2.13.0"  # the CPU wheel pip's find-links offers (PyPI's Linux torch is the CUDA build)
+# MosaicML Streaming imports torchvision, and PyPI's torchvision does not load beside that CPU
+# wheel ("operator torchvision::nms does not exist"): with it, a matching pair, which pip takes
+# from this machine's disk (a CUDA build of torch, ~5.5 GB in the venv; it runs on the CPU).
+TORCH_WITH_VISION = ["torch==2.14.1", "torchvision==0.29.1"]
 PER_SHARD = 5_000
 
 
 def ensure_venv(venv: Path, peers: list[str] = PEERS) -> Path:
-    """The Python of ``venv``, made on first use: CPU torch, ``peers`` and this checkout's core."""
+    """The Python of ``venv``, made on first use: torch (see :data:`TORCH_WITH_VISION`),
+    ``peers`` and this checkout's core."""
     python = venv / "bin" / "python"
     if not (venv / ".ready").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, TORCH], check=True)
+        torch = TORCH_WITH_VISION if "mosaicml-streaming" in peers else [TORCH]
+        subprocess.run([*pip, *torch], check=True)
         # Pinned again: a peer asking for a newer torch would pull PyPI's CUDA build.
-        subprocess.run([*pip, TORCH, *peers], check=True)
+        subprocess.run([*pip, *torch, *peers], check=True)
         subprocess.run([*pip, "-e", str(ROOT / "packages" / "atdata-core")], check=True)
         (venv / ".ready").write_text("ok\n")
     return python
