@@ -155,12 +155,9 @@ class ShardIndexes:
             if _identity(path) != index.identity or not index.identity[2]:
                 raise OSError("changed since it was indexed")
             shard = MappedShard(url, index, os.open(path, os.O_RDONLY))
-            if _fd_identity(shard.fd) != index.identity:
+            if _identity(shard.fd) != index.identity:
                 raise OSError("changed while it was opened")
-            if shard_record(url) is not None or whole_shard_digest(url) is not None:
-                data, _ = shard.map()
-                with data:
-                    _verify(url, data)
+            _verify(shard)
         except Exception:  # the walk reads it again, and says what is wrong with it, if anything
             self._drop(url)
             return None
@@ -172,30 +169,30 @@ class ShardIndexes:
             self._samples -= len(index.keys)
 
 
-def _verify(url: str, data: memoryview) -> None:
-    """Raise unless ``data`` matches what ``url`` records (its manifest, or its sha256)."""
-    record = shard_record(url)
-    if record is not None:
-        verifier = ChunkVerifier(url, record)
-        verifier.check(data, 0, True)
-        if not verifier.complete:
-            raise OSError("not verified whole")
-    elif whole_shard_digest(url) is not None:
-        check = WholeShardCheck(url)
-        check.update(data)
-        check.finish()
+def _verify(shard: MappedShard) -> None:
+    """Raise unless the shard's bytes match what its URL records (a manifest, or a sha256), if anything."""
+    url, record = shard.url, shard_record(shard.url)
+    if record is None and whole_shard_digest(url) is None:
+        return
+    data, _ = shard.map()
+    with data:
+        if record is not None:
+            verifier = ChunkVerifier(url, record)
+            verifier.check(data, 0, True)
+            if not verifier.complete:
+                raise OSError("not verified whole")
+        else:
+            check = WholeShardCheck(url)
+            check.update(data)
+            check.finish()
 
 
-def _identity(path: str) -> Identity | None:
+def _identity(file: str | int) -> Identity | None:
+    """Device, inode, size, modification and change times of a path or an open descriptor."""
     try:
-        st = os.stat(path)
+        st = os.stat(file)
     except OSError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _fd_identity(fd: int) -> Identity:
-    st = os.fstat(fd)
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
